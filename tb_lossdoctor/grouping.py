@@ -1,0 +1,130 @@
+"""Group runs and tags into run groups with train/validation pairs of the same metric."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from tb_lossdoctor.naming import (
+    AGGREGATION_PREFERENCE,
+    TagMeaning,
+    group_key,
+    parse_tag,
+    split_of_run,
+)
+from tb_lossdoctor.series import Series
+
+__all__ = ["Curve", "MetricPair", "RunGroup", "group_key", "group_series"]
+
+
+@dataclass(frozen=True)
+class Curve:
+    series: Series
+    meaning: TagMeaning
+    role: str  # "train" | "val"
+
+
+@dataclass
+class MetricPair:
+    """The training and validation curves of one metric in one run group (either may be None)."""
+
+    metric: str
+    direction: str  # "min" | "max"
+    train: Optional[Curve] = None
+    val: Optional[Curve] = None
+
+    @property
+    def curves(self) -> List[Curve]:
+        return [c for c in (self.train, self.val) if c is not None]
+
+    @property
+    def is_loss(self) -> bool:
+        return self.direction == "min"
+
+
+@dataclass
+class RunGroup:
+    name: str
+    pairs: List[MetricPair] = field(default_factory=list)  # primary metric first
+    learning_rate: Optional[Series] = None
+    ignored: List[Series] = field(default_factory=list)
+
+    @property
+    def curves(self) -> List[Curve]:
+        return [c for p in self.pairs for c in p.curves]
+
+
+def group_series(series: Iterable[Series]) -> List[RunGroup]:
+    """Sort every series into its run group and pick, per metric, one train and one val curve."""
+    by_group: Dict[str, List[Tuple[Series, TagMeaning]]] = {}
+    for s in series:
+        group, run_role, run_rank = split_of_run(s.run)
+        by_group.setdefault(group, []).append((s, parse_tag(s.tag, run_role, run_rank)))
+    return [_build_group(name, members) for name, members in sorted(by_group.items())]
+
+
+def _build_group(name: str, members: List[Tuple[Series, TagMeaning]]) -> RunGroup:
+    group = RunGroup(name)
+    candidates: Dict[str, List[Tuple[Series, TagMeaning]]] = {}
+    for s, meaning in members:
+        if meaning.kind == "lr":
+            if group.learning_rate is None or len(s) > len(group.learning_rate):
+                group.learning_rate = s
+        elif meaning.kind == "metric":
+            candidates.setdefault(meaning.metric, []).append((s, meaning))
+        else:
+            group.ignored.append(s)
+    for metric, found in candidates.items():
+        group.pairs.append(_pair_metric(metric, found))
+    group.pairs.sort(key=_metric_priority)
+    return group
+
+
+def _metric_priority(pair: MetricPair) -> tuple:
+    """Losses before accuracy-like metrics; `loss` itself first; pairs before lone curves."""
+    return (not pair.is_loss, pair.metric != "loss", pair.val is None, pair.metric)
+
+
+def _pair_metric(metric: str, found: List[Tuple[Series, TagMeaning]]) -> MetricPair:
+    train = [(s, m) for s, m in found if m.role == "train"]
+    val = [(s, m) for s, m in found if m.role == "val"]
+    unlabelled = [(s, m) for s, m in found if not m.role]
+    # Keras' `loss` + `val_loss`: a curve with no split word is the training curve.
+    train = train or unlabelled
+    pair = MetricPair(metric, found[0][1].direction)
+    if val:
+        best_val = min(val, key=lambda c: (c[1].val_rank, _aggregation_rank(c[1]), -len(c[0])))
+        pair.val = Curve(best_val[0], best_val[1], "val")
+    if train:
+        best_train = min(train, key=lambda c: _train_preference(c, pair.val))
+        pair.train = Curve(best_train[0], best_train[1], "train")
+    return pair
+
+
+def _aggregation_rank(meaning: TagMeaning) -> int:
+    try:
+        return AGGREGATION_PREFERENCE.index(meaning.aggregation)
+    except ValueError:
+        return len(AGGREGATION_PREFERENCE)
+
+
+def _train_preference(candidate: Tuple[Series, TagMeaning], val: Optional[Curve]) -> tuple:
+    """Prefer the training curve in the validation curve's step units and aggregation."""
+    s, meaning = candidate
+    if val is None:
+        return (0, 0, _aggregation_rank(meaning), -len(s))
+    same_tag = s.tag != val.series.tag
+    overlap = -_step_overlap(s, val.series)
+    same_aggregation = meaning.aggregation != val.meaning.aggregation
+    return (same_tag, overlap, same_aggregation, _aggregation_rank(meaning), -len(s))
+
+
+def _step_overlap(a: Series, b: Series) -> float:
+    """Fraction of the union of two step ranges that both cover (0 when either is empty)."""
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    lo, hi = max(a.steps[0], b.steps[0]), min(a.steps[-1], b.steps[-1])
+    union = max(a.steps[-1], b.steps[-1]) - min(a.steps[0], b.steps[0])
+    if union <= 0:
+        return 1.0 if lo <= hi else 0.0
+    return max(0.0, float(hi - lo) / float(union))

@@ -1,0 +1,128 @@
+"""What a run or tag name says: its split (train / validation), its metric, and that metric's
+direction.
+
+Names are matched word by word after splitting on any separator (`/ _ - .`, spaces, brackets)
+and lower-casing, so `Loss/train`, `train_loss`, `val-loss`, `epoch_loss` and `Train.Loss` all
+parse.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+TRAIN_WORDS = {"train", "training", "trn"}
+# Ordered by preference when a group has several validation-like curves of one metric.
+VAL_WORDS = {
+    "val": 0, "valid": 0, "validation": 0, "v": 1,
+    "eval": 1, "evaluation": 1, "dev": 1,
+    "test": 2, "testing": 2,
+}
+# Words that say how a value was aggregated or which axis it was plotted against.
+AGGREGATION_WORDS = {
+    "epoch", "step", "batch", "iter", "iters", "iteration", "iterations", "avg", "average",
+    "mean", "vs", "per", "total", "running", "smoothed", "ema", "global",
+}
+LOSS_WORDS = {
+    "loss", "losses", "nll", "mse", "mae", "rmse", "msle", "perplexity", "ppl", "error", "err",
+    "cer", "wer", "crossentropy", "xent", "ce", "bce", "kl", "kld", "huber",
+}
+ACCURACY_PATTERN = re.compile(
+    r"^(acc|accuracy|f1|fscore|auc|roc|auroc|auprc|precision|prec|recall|iou|miou|map\d*|"
+    r"top\d+|topk|dice|bleu|rouge\w*|psnr|ssim|r2|kappa|mcc|ap\d*)$"
+)
+LR_PATTERN = re.compile(r"(^|[/_\-. ])(lr|learning[_\- ]?rate)($|[/_\-. ])", re.IGNORECASE)
+_SPLIT = re.compile(r"[/_\-.\s()\[\]:,]+")
+
+# Aggregation suffixes TensorBoard users pair on, best first: the same aggregation as the other
+# curve wins; otherwise an epoch-level curve is preferred to a per-step one.
+AGGREGATION_PREFERENCE = ("", "epoch", "avg", "average", "mean", "step", "iter", "batch")
+
+
+@dataclass(frozen=True)
+class TagMeaning:
+    """What a tag (in a given run) is: a metric curve of one split, or a learning-rate curve."""
+
+    kind: str  # "metric" | "lr" | "ignored"
+    metric: str = ""  # canonical metric name, e.g. "loss", "box_loss", "accuracy"
+    direction: str = ""  # "min" (losses, errors) | "max" (accuracy-like)
+    role: str = ""  # "train" | "val" | "" (no split word: decided by the group)
+    val_rank: int = 0  # preference among validation-like words (val < eval < test)
+    aggregation: str = ""  # "epoch", "step", "batch"... or ""
+
+
+def words(name: str) -> list:
+    """Lower-case words of a name, split on any separator and on camelCase boundaries."""
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", name)
+    return [w for w in _SPLIT.split(name.lower()) if w]
+
+
+def split_of_run(run: str) -> Tuple[str, str, int]:
+    """(group, role, val_rank) from a run path: `X/train` -> (`X`, `train`), `X/validation` ->
+    (`X`, `val`). A run whose last path component is not a split word is its own group."""
+    parts = [p for p in re.split(r"[/\\]", run) if p not in ("", ".")]
+    if parts:
+        last = parts[-1].lower()
+        parent = "/".join(parts[:-1]) or "."
+        if last in TRAIN_WORDS:
+            return parent, "train", 0
+        if last in VAL_WORDS and last != "v":
+            return parent, "val", VAL_WORDS[last]
+    return run, "", 0
+
+
+def group_key(run: str) -> str:
+    """The run group a run belongs to (Keras' `X/train` and `X/validation` are group `X`)."""
+    return split_of_run(run)[0]
+
+
+def is_learning_rate(tag: str) -> bool:
+    return bool(LR_PATTERN.search(tag)) or tag.lower().startswith("lr-")
+
+
+def parse_tag(tag: str, run_role: str = "", run_val_rank: int = 0) -> TagMeaning:
+    """Interpret a tag; `run_role` is the split implied by the run folder, if any."""
+    if is_learning_rate(tag):
+        return TagMeaning(kind="lr", metric="learning_rate")
+    tokens = words(tag)
+    role, val_rank, aggregation, rest = "", 0, "", []
+    for i, token in enumerate(tokens):
+        if token in TRAIN_WORDS:
+            role = role or "train"
+        elif token in VAL_WORDS and (token != "v" or i == 0):
+            if role != "val" or VAL_WORDS[token] < val_rank:
+                val_rank = VAL_WORDS[token]
+            role = "val"
+        elif token in AGGREGATION_WORDS:
+            aggregation = aggregation or token
+        else:
+            rest.append(token)
+    direction, metric = _metric_of(rest)
+    if not direction:
+        return TagMeaning(kind="ignored")
+    if not role and run_role:
+        role, val_rank = run_role, run_val_rank
+    return TagMeaning("metric", metric, direction, role, val_rank, aggregation)
+
+
+def _metric_of(tokens: list) -> Tuple[str, str]:
+    """(direction, canonical name) of the metric words, or ("", "") when they name no metric."""
+    if not tokens:
+        return "", ""
+    normalised = ["accuracy" if t == "acc" else t for t in tokens]
+    name = "_".join(normalised)
+    if any(t in LOSS_WORDS for t in normalised):
+        return "min", name
+    if any(ACCURACY_PATTERN.match(t) for t in normalised):
+        return "max", name
+    return "", ""
+
+
+def metric_label(direction: str) -> Tuple[str, str]:
+    """Words for getting better / worse on a metric of this direction."""
+    return ("falling", "rising") if direction == "min" else ("rising", "falling")
+
+
+def describe_role(role: Optional[str]) -> str:
+    return {"train": "training", "val": "validation"}.get(role or "", "training")

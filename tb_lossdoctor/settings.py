@@ -1,0 +1,74 @@
+"""Every threshold of the engine, in one documented place.
+
+All thresholds are ratios (scale-free) or counts; none is in the units of any particular loss.
+Levels are compared with differences of levels (so adding a constant changes nothing) and
+differences with other differences or with the curve's own noise (so multiplying changes
+nothing). The one exception is documented on `plateau_gap_closed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- smoothing and windows -------------------------------------------------------------
+    bins: int = 40
+    """A curve is summarised by the medians of this many equal-width step bins, so a series
+    logged 1,000 or 100,000 times gives the same smoothed shape."""
+    recent_fraction: float = 0.3
+    """The "recent" window whose trend decides falling / flat / rising: the last 30% of steps."""
+    min_window_bins: int = 4
+    """The recent window holds at least this many bins (or points)."""
+
+    # --- evidence needed -----------------------------------------------------------------
+    min_points: int = 8
+    """Fewer points than this on the main curve: too early to judge a trend."""
+    min_val_points: int = 3
+    """A validation curve with fewer points is shown but not used for the train/val table."""
+
+    # --- trend -----------------------------------------------------------------------------
+    trend_z: float = 2.5
+    """A recent change must exceed this many standard errors of the robust slope."""
+    rank_z: float = 1.96
+    """... and the Mann-Kendall rank test must agree at the 5% level (robust to outliers)."""
+    trend_min_change: float = 0.05
+    """... and at least this fraction of the curve's whole range, to count as a trend."""
+    stall_fraction: float = 0.3
+    """Validation stalled: its best point is older than this fraction of the run's steps."""
+    regression_min: float = 0.1
+    """Validation has "risen since its best" when it gave back this fraction of its range."""
+
+    # --- learning or not -------------------------------------------------------------------
+    not_learning_noise: float = 1.0
+    """The curve never improved by more than this many point-to-point noise units."""
+    not_learning_relative: float = 1e-3
+    """... or by more than this fraction of its own starting magnitude (an exactly constant
+    loss has no noise to compare with)."""
+    plateau_gap_closed: float = 0.5
+    """A flat loss that closed less than this fraction of the gap between its start and its
+    natural floor (0 for non-negative losses, the top for accuracies in [0, 1]) plateaued at a
+    poor level. The one level-based rule: it applies only where the floor is known."""
+    slow_linearity: float = 0.6
+    """Slow convergence: the recent rate of improvement is still this fraction of the run's
+    average rate (no deceleration at all), while the curve keeps falling."""
+
+    # --- sudden events ---------------------------------------------------------------------
+    blowup_giveback: float = 0.5
+    """A blow-up gives back at least this fraction of the improvement made before it..."""
+    blowup_noise: float = 6.0
+    """... and rises more than this many noise units above the best level."""
+    blowup_sudden: float = 0.15
+    """... within at most this fraction of the run's steps (slower rises are divergence)."""
+    spike_noise: float = 10.0
+    """A spike stands this many robust noise units above the local running median..."""
+    spike_min_height: float = 0.3
+    """... and at least this fraction of the curve's range, then comes back."""
+    spike_window: int = 11
+    """Points in the running median that spikes are measured against."""
+
+    # --- oscillation -----------------------------------------------------------------------
+    oscillation_ratio: float = 0.25
+    """Swings of the smoothed curve (beyond what point noise explains) larger than this fraction
+    of the improvement made: the curve is oscillating rather than converging."""

@@ -1,0 +1,288 @@
+"""The trend classifier: turns one curve into the shape facts the rules reason about.
+
+Conventions: values are *oriented* before analysis (accuracy-like metrics are negated), so
+"lower is better" and "falling" means improving for every metric. Steps are the run's own units;
+nothing assumes even spacing. Every measure is a difference of levels divided by another
+difference or by the curve's noise, so adding a constant or multiplying by a positive factor
+changes no verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from tb_lossdoctor.settings import Settings
+
+FALLING, FLAT, RISING = "falling", "flat", "rising"
+_MAD_TO_SIGMA = 1.4826
+
+
+@dataclass
+class Trend:
+    """Direction of a curve over a window, with the robust change behind it."""
+
+    direction: str
+    change: float  # fitted change across the window, value units (negative = improving)
+    stderr: float  # standard error of that change
+    start_step: int
+    end_step: int
+
+
+@dataclass
+class CurveStats:
+    """Shape facts of one oriented curve (lower is better)."""
+
+    points: int  # all points, finite or not
+    finite_points: int
+    first_nonfinite_step: Optional[int] = None
+    first_nonfinite_value: float = float("nan")
+    nonfinite_fraction: float = 0.0
+    recovered_after_nonfinite: bool = False
+    last_finite_step: Optional[int] = None
+    last_finite_value: float = float("nan")
+    # Over the finite prefix (before the first non-finite point):
+    bin_steps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    bin_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    points_per_bin: float = 1.0
+    noise: float = 0.0  # robust point-to-point noise (sigma), value units
+    start: float = float("nan")  # smoothed level at the start
+    best: float = float("nan")  # best smoothed level
+    best_step: int = 0
+    end: float = float("nan")  # smoothed level at the end
+    first_step: int = 0
+    final_step: int = 0
+    recent: Optional[Trend] = None
+    overall: Optional[Trend] = None
+    since_best: Optional[Trend] = None  # trend from the best point to the end
+    spikes: List[Tuple[int, float]] = field(default_factory=list)  # (step, height above base)
+    swing: float = 0.0  # scatter of the smoothed curve beyond point noise
+
+    @property
+    def improvement(self) -> float:
+        return max(0.0, self.start - self.best)
+
+    @property
+    def value_range(self) -> float:
+        return float(np.ptp(self.bin_values)) if self.bin_values.size else 0.0
+
+    @property
+    def span(self) -> int:
+        return int(self.final_step - self.first_step)
+
+
+def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveStats:
+    """Compute `CurveStats` of an oriented curve; `steps` strictly increasing."""
+    steps = np.asarray(steps, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    stats = CurveStats(points=int(values.size), finite_points=int(np.isfinite(values).sum()))
+    if values.size == 0:
+        return stats
+    finite = np.isfinite(values)
+    if not finite.all():
+        first_bad = int(np.argmin(finite))
+        stats.first_nonfinite_step = int(steps[first_bad])
+        stats.first_nonfinite_value = float(values[first_bad])
+        stats.nonfinite_fraction = float((~finite).mean())
+        stats.recovered_after_nonfinite = bool(finite[-1]) and first_bad < values.size - 1
+        steps, values = steps[:first_bad], values[:first_bad]
+    if values.size == 0:
+        return stats
+    stats.last_finite_step, stats.last_finite_value = int(steps[-1]), float(values[-1])
+    stats.first_step, stats.final_step = int(steps[0]), int(steps[-1])
+    # Rescale to unit magnitude so huge (1e38) or tiny (1e-38) values stay in float range;
+    # every measure below is a ratio, so this changes no verdict.
+    scale = _magnitude(values)
+    scaled = values / scale
+    bin_steps, bin_values, per_bin = bin_medians(steps, scaled, settings.bins)
+    stats.bin_steps, stats.bin_values, stats.points_per_bin = bin_steps, bin_values * scale, per_bin
+    stats.noise = point_noise(scaled) * scale
+    _levels(stats, scaled * scale)
+    stats.recent = window_trend(bin_steps, bin_values, stats, settings, scale)
+    stats.overall = window_trend(bin_steps, bin_values, stats, settings, scale, whole=True)
+    after_best = bin_steps >= stats.best_step
+    if after_best.sum() >= settings.min_window_bins:
+        stats.since_best = window_trend(
+            bin_steps[after_best], bin_values[after_best], stats, settings, scale, whole=True
+        )
+    stats.spikes = find_spikes(steps, scaled, settings, scale)
+    stats.swing = smoothed_swing(bin_steps, bin_values, per_bin, stats.noise / scale) * scale
+    return stats
+
+
+def _magnitude(values: np.ndarray) -> float:
+    top = float(np.max(np.abs(values))) if values.size else 0.0
+    return top if np.isfinite(top) and top > 0 else 1.0
+
+
+def bin_medians(
+    steps: np.ndarray, values: np.ndarray, bins: int
+) -> Tuple[np.ndarray, np.ndarray, float]:
+    """Medians of equal-width step bins (empty bins dropped): (bin steps, medians, points/bin).
+
+    With `bins` or fewer points every point is its own bin. The step of a bin is the median
+    step of its points, so uneven spacing is respected. Vectorised: one lexsort for all bins.
+    """
+    n = values.size
+    if n <= bins:
+        return steps.astype(np.float64), values.copy(), 1.0
+    lo, hi = float(steps[0]), float(steps[-1])
+    width = (hi - lo) / bins if hi > lo else 1.0
+    ids = np.minimum(((steps - lo) / width).astype(np.int64), bins - 1)
+    # Steps are sorted, so bin ids never decrease and each bin is a contiguous slice; sorting
+    # by (bin, value) keeps those slices in place and orders the values inside each one.
+    order = np.lexsort((values, ids))
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    sorted_vals = values[order]
+    medians = 0.5 * (sorted_vals[starts + (counts - 1) // 2] + sorted_vals[starts + counts // 2])
+    bin_step = steps[starts + (counts - 1) // 2]
+    return bin_step.astype(np.float64), medians, float(n) / starts.size
+
+
+def point_noise(values: np.ndarray) -> float:
+    """Robust standard deviation of point-to-point noise, from first differences (trend-free)."""
+    if values.size < 3:
+        return 0.0
+    diffs = np.diff(values)
+    centred = np.abs(diffs - np.median(diffs))
+    sigma = _MAD_TO_SIGMA * float(np.median(centred)) / np.sqrt(2.0)
+    if sigma == 0.0:  # quantised or mostly constant values: fall back to the mean deviation
+        sigma = 1.2533 * float(np.mean(centred)) / np.sqrt(2.0)
+    return sigma
+
+
+def _levels(stats: CurveStats, raw: np.ndarray) -> None:
+    """Start level (first raw points: the smoothed first bin may already be past the early
+    drop), best and end levels of the smoothed curve."""
+    values, steps = stats.bin_values, stats.bin_steps
+    stats.start = float(np.median(raw[: max(1, min(5, raw.size // 20))]))
+    k = max(1, min(3, values.size // 10))  # a few bins at the end, one for short curves
+    stats.end = float(np.median(values[-k:]))
+    best = int(np.argmin(values))
+    stats.best, stats.best_step = float(values[best]), int(steps[best])
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
+    """Robust line fit: (slope, intercept), the medians of pairwise slopes and of residuals."""
+    if x.size < 2:
+        return 0.0, float(y[0]) if y.size else 0.0
+    dx = np.subtract.outer(x, x)
+    dy = np.subtract.outer(y, y)
+    upper = np.triu(dx > 0, k=1) | np.triu(dx < 0, k=1)
+    slopes = dy[upper] / dx[upper]
+    slope = float(np.median(slopes)) if slopes.size else 0.0
+    return slope, float(np.median(y - slope * x))
+
+
+def mann_kendall_z(y: np.ndarray) -> float:
+    """Mann-Kendall rank statistic of a monotone trend, as a z-score (no tie correction).
+
+    Rank-based, so a few wild points cannot fake a trend, and conservative on short windows.
+    """
+    n = y.size
+    if n < 3:
+        return 0.0
+    s = float(np.sign(np.subtract.outer(y, y))[np.triu_indices(n, k=1)].sum()) * -1.0
+    var = n * (n - 1) * (2 * n + 5) / 18.0
+    return (s - np.sign(s)) / np.sqrt(var) if s != 0 else 0.0
+
+
+def window_trend(
+    bin_steps: np.ndarray,
+    bin_values: np.ndarray,
+    stats: CurveStats,
+    settings: Settings,
+    scale: float,
+    whole: bool = False,
+) -> Optional[Trend]:
+    """Falling / flat / rising over the recent window (or the whole curve).
+
+    A trend needs both a significant robust slope (change beyond `trend_z` standard errors of
+    the fit) and a meaningful one (at least `trend_min_change` of the curve's range).
+    """
+    if bin_values.size < 3:
+        return None
+    x, y = bin_steps, bin_values / scale
+    if not whole:
+        start = x[-1] - settings.recent_fraction * (x[-1] - x[0])
+        inside = x >= start
+        if inside.sum() < settings.min_window_bins:
+            inside = np.zeros(x.size, dtype=bool)
+            inside[-min(settings.min_window_bins, x.size):] = True
+        x, y = x[inside], y[inside]
+    length = float(x[-1] - x[0])
+    if length <= 0 or x.size < 3:
+        return None
+    slope, intercept = theil_sen(x - x[0], y)
+    change = slope * length
+    residuals = y - (intercept + slope * (x - x[0]))
+    scatter = _MAD_TO_SIGMA * float(np.median(np.abs(residuals - np.median(residuals))))
+    stderr = scatter * np.sqrt(12.0 / x.size)
+    value_range = float(np.ptp(bin_values / scale))
+    significant = abs(change) > settings.trend_z * stderr and abs(mann_kendall_z(y)) >= settings.rank_z
+    meaningful = abs(change) >= settings.trend_min_change * value_range and abs(change) > 0
+    direction = FLAT
+    if significant and meaningful:
+        direction = FALLING if change < 0 else RISING
+    return Trend(direction, change * scale, stderr * scale, int(x[0]), int(x[-1]))
+
+
+def find_spikes(
+    steps: np.ndarray, values: np.ndarray, settings: Settings, scale: float
+) -> List[Tuple[int, float]]:
+    """Transient upward excursions that came back: (step, height above the running median).
+
+    A spike stands `spike_noise` robust noise units above the running median of its
+    neighbourhood and at least `spike_min_height` of the curve's range, and the next point is
+    back near the baseline (otherwise it is a level shift, reported as a blow-up).
+    """
+    w = settings.spike_window
+    if values.size < w + 2:
+        return []
+    half = w // 2
+    padded = np.pad(values, half, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, w)
+    baseline = np.median(windows, axis=1)
+    residual = values - baseline
+    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(residual - np.median(residual))))
+    value_range = float(np.ptp(baseline))
+    if value_range <= 0:
+        return []
+    threshold = max(settings.spike_noise * sigma, settings.spike_min_height * value_range)
+    tall = residual > threshold
+    recovered = np.r_[residual[1:] < 0.5 * residual[:-1], False]
+    hits = np.flatnonzero(tall & recovered)
+    # Keep the top of each cluster of neighbouring hits.
+    spikes: List[Tuple[int, float]] = []
+    for i in hits:
+        if spikes and steps[i] - spikes[-1][0] <= 0:
+            continue
+        spikes.append((int(steps[i]), float(residual[i] * scale)))
+    return spikes
+
+
+def smoothed_swing(
+    bin_steps: np.ndarray, bin_values: np.ndarray, points_per_bin: float, point_sigma: float
+) -> float:
+    """Scatter of the smoothed curve around a running trend, minus what point noise explains.
+
+    With one point per bin the scatter is the point noise itself; with many points per bin the
+    medians should be quiet, and what remains is slow swinging (a learning rate too high).
+    """
+    if bin_values.size < 5:
+        return 0.0
+    y = bin_values
+    # Local trend: median of 5 neighbours; the swing is how far bins stray from it.
+    padded = np.pad(y, 2, mode="edge")
+    local = np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
+    # Second half of the run only: the early fall is learning, not swinging.
+    half = y.size // 2
+    resid = (y - local)[half:]
+    scatter = _MAD_TO_SIGMA * float(np.median(np.abs(resid)))
+    if points_per_bin >= 3:
+        expected = 1.2533 * point_sigma / np.sqrt(points_per_bin)
+        return float(np.sqrt(max(0.0, scatter**2 - expected**2)))
+    return scatter
