@@ -112,7 +112,7 @@ def _metric_of(tokens: list) -> Tuple[str, str]:
         return "", ""
     normalised = ["accuracy" if t == "acc" else t for t in tokens]
     name = "_".join(normalised)
-    if any(t in LOSS_WORDS for t in normalised):
+    if any(t in LOSS_WORDS for t in normalised) or "entropy" in name:
         return "min", name
     if any(ACCURACY_PATTERN.match(t) for t in normalised):
         return "max", name
