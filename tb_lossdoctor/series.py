@@ -47,12 +47,12 @@ def make_series(
 ) -> Series:
     """Build a clean `Series` from points in the order they were written.
 
-    Two kinds of repeated steps occur in real logs and are treated differently:
+    Repeated steps occur in real logs in two ways, and the latest write of a step wins in both:
     - a run restarted from a checkpoint writes steps it had already written (the step goes
-      backwards): the later write wins, so every earlier point at or after the restart step is
-      dropped;
-    - some loops log a tag several times per step (per batch, with the epoch as step): those
-      consecutive points are merged into their median.
+      backwards): every earlier point at or after the restart step is dropped;
+    - some loops log a tag several times per step (per batch, with the epoch as step): the last
+      value of each step is kept. That is also what TensorBoard's data server keeps, so every
+      reader gives the engine the same curve.
     """
     steps = np.asarray(steps, dtype=np.int64).ravel()
     values = np.asarray(values, dtype=np.float64).ravel()
@@ -69,8 +69,9 @@ def make_series(
     order = np.argsort(steps, kind="stable")
     steps, values, wall_times = steps[order], values[order], wall_times[order]
     if steps.size and np.any(steps[1:] == steps[:-1]):
-        notes.append("several values per step were merged into their median")
-        steps, values, wall_times = _merge_equal_steps(steps, values, wall_times)
+        notes.append("several values per step: the last one of each step is kept")
+        last = np.r_[steps[1:] != steps[:-1], True]
+        steps, values, wall_times = steps[last], values[last], wall_times[last]
     return Series(run, tag, steps, values, wall_times, sampled=sampled, notes=tuple(notes))
 
 
@@ -84,20 +85,3 @@ def _latest_write_mask(steps: np.ndarray) -> np.ndarray:
         earlier = keep[:start] & (steps[:start] >= steps[start])
         keep[:start] &= ~earlier
     return keep
-
-
-def _merge_equal_steps(steps, values, wall_times):
-    """Median of the values sharing one step (NaN-aware: any finite value wins over NaN)."""
-    unique_steps, first, counts = np.unique(steps, return_index=True, return_counts=True)
-    merged = values[first].copy()
-    last_wall = wall_times[first + counts - 1]
-    for i in np.flatnonzero(counts > 1):
-        chunk = values[first[i] : first[i] + counts[i]]
-        finite = chunk[np.isfinite(chunk)]
-        # A non-finite value at a step is evidence too: keep it when nothing finite is there,
-        # and keep the last value when it is the non-finite one (the run died on that step).
-        if finite.size == 0 or not np.isfinite(chunk[-1]):
-            merged[i] = chunk[-1]
-        else:
-            merged[i] = float(np.median(finite))
-    return unique_steps, merged, last_wall

@@ -107,7 +107,7 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
         stats.since_best = window_trend(
             bin_steps[after_best], bin_values[after_best], stats, settings, scale, whole=True
         )
-    stats.spikes = find_spikes(steps, scaled, settings, scale)
+    stats.spikes = find_spikes(steps, scaled, settings, scale, bin_steps, bin_values)
     stats.swing = smoothed_swing(bin_steps, bin_values, per_bin, stats.noise / scale) * scale
     return stats
 
@@ -231,37 +231,40 @@ def window_trend(
 
 
 def find_spikes(
-    steps: np.ndarray, values: np.ndarray, settings: Settings, scale: float
+    steps: np.ndarray,
+    values: np.ndarray,
+    settings: Settings,
+    scale: float,
+    bin_steps: np.ndarray,
+    bin_values: np.ndarray,
 ) -> List[Tuple[int, float]]:
-    """Transient upward excursions that came back: (step, height above the running median).
+    """Transient upward excursions that came back: (step, height above the local baseline).
 
-    A spike stands `spike_noise` robust noise units above the running median of its
-    neighbourhood and at least `spike_min_height` of the curve's range, and the next point is
-    back near the baseline (otherwise it is a level shift, reported as a blow-up).
+    The baseline is the smoothed curve (bin medians, interpolated) for dense series, or a
+    running median of `spike_window` points for short ones. A spike stands `spike_noise` robust
+    noise units above it and at least `spike_min_height` of the curve's range, and the next
+    point is back near the baseline (otherwise it is a level shift, reported as a blow-up).
     """
     w = settings.spike_window
     if values.size < w + 2:
         return []
-    half = w // 2
-    padded = np.pad(values, half, mode="edge")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, w)
-    baseline = np.median(windows, axis=1)
+    if values.size > bin_values.size:
+        baseline = np.interp(steps, bin_steps, bin_values / scale)
+    else:
+        padded = np.pad(values, w // 2, mode="edge")
+        baseline = np.median(np.lib.stride_tricks.sliding_window_view(padded, w), axis=1)
     residual = values - baseline
-    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(residual - np.median(residual))))
+    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(residual)))
     value_range = float(np.ptp(baseline))
     if value_range <= 0:
         return []
     threshold = max(settings.spike_noise * sigma, settings.spike_min_height * value_range)
     tall = residual > threshold
+    if not tall.any():
+        return []
     recovered = np.r_[residual[1:] < 0.5 * residual[:-1], False]
     hits = np.flatnonzero(tall & recovered)
-    # Keep the top of each cluster of neighbouring hits.
-    spikes: List[Tuple[int, float]] = []
-    for i in hits:
-        if spikes and steps[i] - spikes[-1][0] <= 0:
-            continue
-        spikes.append((int(steps[i]), float(residual[i] * scale)))
-    return spikes
+    return [(int(steps[i]), float(residual[i] * scale)) for i in hits]
 
 
 def smoothed_swing(

@@ -96,7 +96,7 @@ def test_overfitting_names_the_best_validation_step(reports):
     assert any("restore" in a or "stop there" in a for a in finding["advice"])
 
 
-def test_several_values_per_step_are_merged(reports):
+def test_several_values_per_step_keep_one_point_per_step(reports):
     (run,) = reports["tf_lena_Adam-Depth4-Filter48"]["runs"]
     train = next(s for s in run["series"] if s["role"] == "train" and s["metric"] == "loss")
     assert train["points"] == 15  # 23,445 per-batch writes at 15 epoch steps

@@ -113,7 +113,7 @@ def test_make_series_restart_latest_write_wins():
     assert list(s.values) == [1.0] * 5 + [2.0] * 8
 
 
-def test_make_series_merges_several_values_per_step():
+def test_make_series_keeps_last_of_several_values_per_step():
     s = make_series("r", "loss", [0, 0, 0, 1, 1, 1], [1.0, 5.0, 3.0, 2.0, 2.0, 8.0])
     assert list(s.steps) == [0, 1]
-    assert list(s.values) == [3.0, 2.0]
+    assert list(s.values) == [3.0, 8.0]

@@ -1,0 +1,194 @@
+"""The TensorBoard plugin: a "Diagnosis" tab backed by the same engine as the CLI.
+
+Routes (under `data/plugin/lossdoctor/`, with `--path_prefix` and `/experiment/<id>/` handled by
+TensorBoard itself):
+- `index.js` and any other file of `tb_lossdoctor/static/`: the frontend bundle;
+- `report`: the JSON report of shared/spec/report.md; `?run=<run group>` narrows it to one group.
+
+Imports at module level are limited to TensorBoard's own core modules: an import error here
+would take TensorBoard down, so the engine (and numpy) are imported inside the handlers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import threading
+
+from werkzeug import wrappers
+
+from tensorboard import context as tb_context
+from tensorboard import plugin_util
+from tensorboard.backend import http_util
+from tensorboard.plugins import base_plugin
+
+logger = logging.getLogger(__name__)
+
+PLUGIN_NAME = "lossdoctor"
+TAB_NAME = "Diagnosis"
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+# Query parameters `report` accepts; anything else is a 400.
+REPORT_PARAMS = frozenset({"run"})
+MAX_PARAM_LENGTH = 1024
+
+_CONTENT_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".ico": "image/x-icon",
+    ".webp": "image/webp",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".ttf": "font/ttf",
+    ".wasm": "application/wasm",
+    ".txt": "text/plain",
+    ".md": "text/plain",
+}
+
+
+def _json_error(request, message, code):
+    return http_util.Respond(request, json.dumps({"error": message}), "application/json", code=code)
+
+
+def resolve_static_path(root: str, rel: str):
+    """The file under `root` that `rel` names, or None when it is missing or outside `root`.
+
+    `rel` is the already-decoded URL path below the plugin route. Rejected outright: empty
+    names, absolute paths, backslashes, NUL, drive letters, `.`/`..` segments and hidden files;
+    what remains is resolved (symlinks included) and must still lie inside `root`.
+    """
+    if not rel or len(rel) > 512:
+        return None
+    if "\\" in rel or "\x00" in rel or ":" in rel or rel.startswith("/"):
+        return None
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        return None
+    if posixpath.isabs(rel) or os.path.isabs(rel):
+        return None
+    try:
+        real_root = os.path.realpath(root)
+        target = os.path.realpath(os.path.join(real_root, *parts))
+    except (OSError, ValueError):
+        return None
+    if os.path.commonpath([real_root, target]) != real_root or target == real_root:
+        return None
+    if not os.path.isfile(target):
+        return None
+    return target
+
+
+class LossDoctorPlugin(base_plugin.TBPlugin):
+    """Diagnoses every scalar curve of the experiment and shows the verdicts."""
+
+    plugin_name = PLUGIN_NAME
+
+    def __init__(self, context):
+        self._context = context
+        self._data_provider = getattr(context, "data_provider", None)
+        self._sampling_hints = getattr(context, "sampling_hints", None)
+        self._cache = None  # built on first use (imports the engine)
+        self._cache_lock = threading.Lock()
+        self._static_dir = STATIC_DIR
+
+    # -- TensorBoard hooks ------------------------------------------------------------------
+
+    def get_plugin_apps(self):
+        return {
+            "/index.js": self._serve_static,
+            "/report": self._serve_report,
+            "/*": self._serve_static,
+        }
+
+    def is_active(self):
+        # Activation comes from `data_plugin_names`: TensorBoard turns the tab on when the
+        # experiment has scalars, without calling this (it runs on every plugins listing).
+        return False
+
+    def data_plugin_names(self):
+        return ("scalars",)
+
+    def frontend_metadata(self):
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name=TAB_NAME)
+
+    # -- static files -----------------------------------------------------------------------
+
+    @wrappers.Request.application
+    def _serve_static(self, request):
+        try:
+            path = request.path
+            marker = "/plugin/%s/" % PLUGIN_NAME
+            idx = path.find(marker)
+            rel = path[idx + len(marker):] if idx >= 0 else ""
+            target = resolve_static_path(self._static_dir, rel)
+            if target is None:
+                return _json_error(request, "not found", 404)
+            ext = os.path.splitext(target)[1].lower()
+            content_type = _CONTENT_TYPES.get(ext, "application/octet-stream")
+            with open(target, "rb") as f:
+                content = f.read()
+            return http_util.Respond(request, content, content_type)
+        except Exception:  # nothing gives a 500
+            logger.error("lossdoctor: serving a static file failed", exc_info=True)
+            return _json_error(request, "not found", 404)
+
+    # -- the report -------------------------------------------------------------------------
+
+    def _get_cache(self):
+        with self._cache_lock:
+            if self._cache is None:
+                from tb_lossdoctor.report_cache import ReportCache
+
+                self._cache = ReportCache()
+            return self._cache
+
+    @wrappers.Request.application
+    def _serve_report(self, request):
+        args = request.args
+        unknown = sorted(set(args.keys()) - REPORT_PARAMS)
+        if unknown:
+            return _json_error(request, "unknown query parameter: %s" % ", ".join(unknown)[:200], 400)
+        run = None
+        if "run" in args:
+            values = args.getlist("run")
+            if len(values) != 1:
+                return _json_error(request, "give `run` at most once", 400)
+            run = values[0]
+            if not run or len(run) > MAX_PARAM_LENGTH or "\x00" in run or not run.isprintable():
+                return _json_error(request, "`run` must name a run group", 400)
+        if self._data_provider is None:
+            return _json_error(request, "this TensorBoard has no data provider", 503)
+        try:
+            from tb_lossdoctor import report_cache
+
+            cache = self._get_cache()
+            ctx = tb_context.from_environ(request.environ)
+            eid = plugin_util.experiment_id(request.environ)
+            body = cache.report_json(
+                self._data_provider,
+                ctx,
+                eid,
+                run=run,
+                sample_limit=report_cache.sample_limit_from_hints(self._sampling_hints),
+            )
+        except Exception as exc:
+            name = type(exc).__name__
+            if name == "UnknownRunGroup":
+                return _json_error(request, "no run group named %r" % (run,), 404)
+            if name == "ReportUnavailable":
+                return _json_error(request, str(exc), 503)
+            logger.error("lossdoctor: building the report failed", exc_info=True)
+            return _json_error(request, "the report could not be built: %s: %s" % (name, exc), 503)
+        return http_util.Respond(request, body, "application/json")

@@ -1,0 +1,95 @@
+"""One entry point for reading a logdir: the data server first, the Python reader as fallback."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import List, Tuple
+
+from tb_lossdoctor.series import Series
+
+READERS = ("auto", "server", "python")
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class LogdirError(ValueError):
+    """The logdir cannot be read at all (missing, not a directory, unreadable)."""
+
+
+def is_url(logdir: str) -> bool:
+    return bool(_URL_RE.match(logdir))
+
+
+def check_logdir(logdir: str) -> None:
+    """Raise `LogdirError` with a one-line reason when a local logdir is unusable."""
+    if not logdir:
+        raise LogdirError("empty logdir path")
+    if is_url(logdir):
+        return  # gs://, s3://, ...: the readers themselves report what they cannot open
+    path = os.path.expanduser(logdir)
+    if not os.path.exists(path):
+        raise LogdirError(f"logdir does not exist: {logdir}")
+    if not os.path.isdir(path):
+        raise LogdirError(f"logdir is not a directory: {logdir}")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise LogdirError(f"logdir is not readable: {logdir}")
+
+
+def read_logdir(logdir: str, reader: str = "auto") -> Tuple[List[Series], List[dict], dict]:
+    """Read every scalar series under `logdir`.
+
+    `reader`: "server" (TensorBoard's Rust data server), "python" (TensorBoard's event
+    multiplexer) or "auto" (server, falling back to python when the server is unavailable or
+    fails). Returns (series, problems, info) where info = {"reader": used, "seconds": ...,
+    "fallback_reason": why the server was not used, if it was not, "python_runs": runs the
+    Python reader re-read because the server returned no points for some of their tags}.
+    Raises `LogdirError` for an unusable logdir, and `DataServerError` when reader="server" fails.
+    """
+    if reader not in READERS:
+        raise ValueError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
+    check_logdir(logdir)
+    logdir = os.path.expanduser(logdir)
+    info: dict = {"reader": None, "seconds": None}
+    start = time.monotonic()
+    if reader in ("auto", "server"):
+        from tb_lossdoctor.readers import data_server
+
+        try:
+            series, problems, dropped = data_server.read_logdir(logdir)
+        except data_server.DataServerError as exc:
+            if reader == "server":
+                raise
+            info["fallback_reason"] = str(exc)
+        else:
+            info.update(reader="server")
+            if dropped:
+                series, problems = _complete_dropped(logdir, reader, series, problems, dropped, info)
+            info["seconds"] = round(time.monotonic() - start, 3)
+            return series, problems, info
+    from tb_lossdoctor.readers import event_files
+
+    start = time.monotonic()
+    series, problems = event_files.read_logdir(logdir)
+    info.update(reader="python", seconds=round(time.monotonic() - start, 3))
+    return series, problems, info
+
+
+def _complete_dropped(logdir, reader, series, problems, dropped, info):
+    """Tags the data server listed without points (float64 scalar tensors, which data server
+    0.7 does not convert): in "auto" mode re-read just those runs with the Python reader."""
+    reason = "the data server returned no points (scalar tensor dtype it does not read, e.g. float64)"
+    if reader == "server":
+        return series, problems + [{"run": r, "tag": t, "reason": reason} for r, t in dropped]
+    from tb_lossdoctor.readers import event_files
+
+    runs = sorted({r for r, _ in dropped})
+    extra, extra_problems = event_files.read_logdir(logdir, runs=runs)
+    wanted = set(dropped)
+    found = [s for s in extra if (s.run, s.tag) in wanted and len(s)]
+    missing = wanted - {(s.run, s.tag) for s in found}
+    info["python_runs"] = runs
+    problems = problems + extra_problems + [
+        {"run": r, "tag": t, "reason": "no readable points"} for r, t in sorted(missing)
+    ]
+    return sorted(series + found, key=lambda s: (s.run, s.tag)), problems

@@ -1,0 +1,337 @@
+"""Build the plugin's report from a TensorBoard data provider, diagnosing only what changed.
+
+The provider's `list_scalars` is cheap and tells, per (run, tag), the last step and wall time it
+holds. Each run group's diagnosis is cached under the tuple of those values for the group's series,
+so a request that finds no new data recomputes nothing, and new data re-reads and re-diagnoses
+only the groups it touched (one `read_scalars` call for all of them). Assembled reports are cached
+too, so concurrent identical requests get byte-identical bodies.
+
+Both caches are bounded (LRU) and guarded by one lock: TensorBoard serves requests from threads.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from typing import Dict, List, Optional, Tuple
+
+from tb_lossdoctor import report as report_mod
+from tb_lossdoctor.readers import provider as provider_reader
+
+logger = logging.getLogger(__name__)
+
+# TensorBoard keeps this many points per scalar tag unless `--samples_per_plugin scalars=N`.
+DEFAULT_SCALAR_SAMPLES = 1000
+SAMPLING_HINT = "Run tensorboard with --samples_per_plugin scalars=0 to diagnose every point"
+
+_SPLIT_NAMES = frozenset(
+    {"train", "training", "validation", "val", "valid", "eval", "evaluation", "test", "dev"}
+)
+
+
+class ReportUnavailable(Exception):
+    """Nothing could be read at all (HTTP 503)."""
+
+
+class UnknownRunGroup(KeyError):
+    """The `run=` filter names no run group of the experiment (HTTP 404)."""
+
+
+def group_key(run: str) -> str:
+    """The run group of a run: the engine's grouping, with a conservative fallback.
+
+    The fallback only matters until `tb_lossdoctor.grouping` exists; it must never split what the
+    engine joins (the assembly below detects that and diagnoses the groups together anyway).
+    """
+    try:
+        from tb_lossdoctor.grouping import group_key as engine_group_key
+    except ImportError:
+        engine_group_key = None
+    if engine_group_key is not None:
+        return engine_group_key(run)
+    head, _, tail = run.rpartition("/")
+    if head and tail.lower() in _SPLIT_NAMES:
+        return head
+    return run
+
+
+def sample_limit_from_hints(sampling_hints) -> Optional[int]:
+    """The per-tag point budget of scalars (None when every point is kept)."""
+    hint = None
+    try:
+        hint = (sampling_hints or {}).get(provider_reader.SCALARS_PLUGIN)
+    except AttributeError:
+        hint = None
+    if hint is None:
+        return DEFAULT_SCALAR_SAMPLES
+    try:
+        hint = int(hint)
+    except (TypeError, ValueError):
+        return DEFAULT_SCALAR_SAMPLES
+    return hint if hint > 0 else None
+
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size = max(1, int(size))
+        self._data: "collections.OrderedDict" = collections.OrderedDict()
+
+    def get(self, key):
+        try:
+            value = self._data[key]
+        except KeyError:
+            return None
+        self._data.move_to_end(key)
+        return value
+
+    def put(self, key, value):
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.size:
+            self._data.popitem(last=False)
+
+    def __len__(self):
+        return len(self._data)
+
+    def clear(self):
+        self._data.clear()
+
+
+class _GroupResult:
+    """One run group's part of a report: the engine's report minus version and generated_at."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: dict):
+        self.parts = parts
+
+
+_OWN_FIELDS = ("version", "generated_at", "sampling")
+
+
+def merge_reports(parts: List[dict], skeleton: dict) -> dict:
+    """Merge per-group reports into one: runs re-ordered, lists concatenated, flags or-ed.
+
+    `skeleton` (the engine's report on nothing) gives every top-level field a value even when
+    there are no groups; fields the engine adds later are merged by the same rules.
+    """
+    out = {k: v for k, v in skeleton.items() if k not in _OWN_FIELDS}
+    seen = set()
+    for part in parts:
+        for k, v in part.items():
+            if k in _OWN_FIELDS:
+                continue
+            if k not in seen:
+                seen.add(k)
+                out[k] = list(v) if isinstance(v, list) else v
+            elif isinstance(v, list) and isinstance(out.get(k), list):
+                out[k].extend(v)
+            elif isinstance(v, bool) and isinstance(out.get(k), bool):
+                out[k] = out[k] or v
+    out["runs"] = report_mod.order_runs(list(out.get("runs", [])))
+    out.setdefault("problems", [])
+    out["sampled"] = bool(out.get("sampled", False))
+    return out
+
+
+class ReportCache:
+    """Per-group diagnosis cache plus assembled-report cache, both LRU-bounded and thread-safe."""
+
+    def __init__(self, settings=None, *, max_groups: int = 2048, max_reports: int = 64):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._groups = _LRU(max_groups)  # (eid, group) -> (data_key, _GroupResult)
+        self._reports = _LRU(max_reports)  # (eid, run filter, full key) -> JSON text
+        self.diagnosed_groups = 0  # counters, for logs and tests
+        self.reads = 0
+
+    def clear(self):
+        with self._lock:
+            self._groups.clear()
+            self._reports.clear()
+
+    # -- public entry point -------------------------------------------------------------------
+
+    def report_json(
+        self,
+        provider,
+        ctx,
+        experiment_id: str,
+        *,
+        run: Optional[str] = None,
+        sample_limit: Optional[int] = DEFAULT_SCALAR_SAMPLES,
+    ) -> str:
+        """The report as JSON text. Raises `UnknownRunGroup` or `ReportUnavailable`."""
+        try:
+            listing = provider_reader.list_scalar_tags(provider, ctx, experiment_id) or {}
+        except Exception as exc:  # the provider is unreachable or the experiment is unreadable
+            logger.warning("lossdoctor: list_scalars failed: %s", exc, exc_info=True)
+            raise ReportUnavailable(f"could not list the experiment's scalars: {exc}") from exc
+
+        groups = _group_listing(listing)
+        if run is not None:
+            if run not in groups:
+                raise UnknownRunGroup(run)
+            groups = {run: groups[run]}
+        full_key = (experiment_id, run, sample_limit, tuple(sorted((g, k) for g, (k, _) in groups.items())))
+
+        body = self._reports_get(full_key)
+        if body is not None:
+            return body
+        with self._lock:
+            body = self._reports.get(full_key)  # another thread may have built it meanwhile
+            if body is not None:
+                return body
+            body, cacheable = self._build(provider, ctx, experiment_id, groups, sample_limit)
+            if cacheable:
+                self._reports.put(full_key, body)
+            return body
+
+    def _reports_get(self, key):
+        with self._lock:
+            return self._reports.get(key)
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _build(self, provider, ctx, eid, groups, sample_limit) -> Tuple[str, bool]:
+        results: Dict[str, _GroupResult] = {}
+        stale: Dict[str, dict] = {}
+        previous: Dict[str, _GroupResult] = {}
+        for name, (key, members) in groups.items():
+            cached = self._groups.get((eid, name))
+            if cached is not None and cached[0] == key:
+                results[name] = cached[1]
+            else:
+                stale[name] = members
+                if cached is not None:
+                    previous[name] = cached[1]
+
+        extra_problems: List[dict] = []
+        cacheable = True
+        if stale:
+            try:
+                series, problems = self._read(provider, ctx, eid, stale, sample_limit)
+            except Exception as exc:
+                logger.warning("lossdoctor: read_scalars failed: %s", exc, exc_info=True)
+                if not results and not previous:
+                    raise ReportUnavailable(f"could not read the experiment's scalars: {exc}") from exc
+                cacheable = False
+                for name in sorted(stale):
+                    if name in previous:
+                        results[name] = previous[name]
+                        reason = f"could not re-read new data ({exc}); showing the previous diagnosis"
+                    else:
+                        reason = f"could not read this run group: {exc}"
+                    extra_problems.append({"run": name, "tag": None, "reason": reason})
+            else:
+                by_group: Dict[str, list] = {name: [] for name in stale}
+                problems_by_group: Dict[str, list] = {name: [] for name in stale}
+                run_to_group = {r: name for name, members in stale.items() for r in members}
+                for s in series:
+                    name = run_to_group.get(s.run)
+                    if name is not None and s.tag in stale[name].get(s.run, ()):
+                        by_group[name].append(s)
+                for p in problems:
+                    name = run_to_group.get(p.get("run"))
+                    if name is not None:
+                        problems_by_group[name].append(p)
+                for name in sorted(stale):
+                    result = self._diagnose_group(name, by_group[name], problems_by_group[name])
+                    results[name] = result
+                    self._groups.put((eid, name), (groups[name][0], result))
+
+        names = [r["run"] for name in sorted(results) for r in results[name].parts.get("runs", [])]
+        if len(names) != len(set(names)):
+            # Our grouping split what the engine joins: diagnose those groups together instead.
+            logger.warning("lossdoctor: run grouping disagrees with the engine; diagnosing together")
+            return self._build_together(provider, ctx, eid, groups, sample_limit), True
+
+        parts = [results[name].parts for name in sorted(results)]
+        if extra_problems:
+            parts.append({"problems": extra_problems})
+        return self._assemble(parts, sample_limit), cacheable
+
+    def _read(self, provider, ctx, eid, stale, sample_limit):
+        runs = sorted({r for members in stale.values() for r in members})
+        tags = sorted({t for members in stale.values() for tags in members.values() for t in tags})
+        self.reads += 1
+        return provider_reader.read_series(
+            provider, ctx, eid, runs=runs, tags=tags, sample_limit=sample_limit
+        )
+
+    def _diagnose_group(self, name, series, problems) -> _GroupResult:
+        self.diagnosed_groups += 1
+        try:
+            return _GroupResult(self._diagnose(series, problems))
+        except Exception as exc:  # one broken group must not take the report down
+            logger.error("lossdoctor: diagnosing run group %r failed", name, exc_info=True)
+            failure = {"run": name, "tag": None, "reason": f"diagnosis failed: {type(exc).__name__}: {exc}"}
+            return _GroupResult({
+                "runs": [],
+                "problems": list(problems) + [failure],
+                "sampled": any(s.sampled for s in series),
+            })
+
+    def _diagnose(self, series, problems) -> dict:
+        from tb_lossdoctor import engine
+
+        rep = engine.diagnose(series, self.settings, problems=list(problems))
+        report_mod.dumps(rep)  # must be valid JSON on its own
+        rep = {k: v for k, v in rep.items() if k not in _OWN_FIELDS}
+        rep.setdefault("sampled", any(s.sampled for s in series))
+        return rep
+
+    def _build_together(self, provider, ctx, eid, groups, sample_limit) -> str:
+        members = {}
+        for _, (_, m) in groups.items():
+            for r, tags in m.items():
+                members.setdefault(r, set()).update(tags)
+        try:
+            series, problems = self._read(provider, ctx, eid, {"*": members}, sample_limit)
+        except Exception as exc:
+            raise ReportUnavailable(f"could not read the experiment's scalars: {exc}") from exc
+        series = [s for s in series if s.tag in members.get(s.run, ())]
+        return self._assemble([self._diagnose_group("*", series, problems).parts], sample_limit)
+
+    def _skeleton(self) -> dict:
+        try:
+            return self._diagnose([], [])
+        except Exception:
+            logger.error("lossdoctor: the engine fails on an empty experiment", exc_info=True)
+            return {"runs": [], "problems": [], "sampled": False}
+
+    def _assemble(self, parts, sample_limit) -> str:
+        merged = merge_reports(parts, self._skeleton())
+        out = {"version": report_mod.REPORT_VERSION, "generated_at": report_mod.utc_now()}
+        out.update(merged)
+        if out["sampled"] and sample_limit:
+            out["sampling"] = {"limit": int(sample_limit), "hint": SAMPLING_HINT}
+        return report_mod.dumps(out)
+
+
+def _group_listing(listing) -> Dict[str, Tuple[tuple, Dict[str, set]]]:
+    """{group: (data key, {run: {tag, ...}})} from a `list_scalars` answer."""
+    raw: Dict[str, Dict[str, dict]] = {}
+    for run, tags in (listing or {}).items():
+        if not tags:
+            continue
+        raw.setdefault(group_key(run), {})[run] = tags
+    out = {}
+    for name, runs in raw.items():
+        key = tuple(
+            sorted(
+                (run, tag, _num(getattr(ts, "max_step", None)), _num(getattr(ts, "max_wall_time", None)))
+                for run, tags in runs.items()
+                for tag, ts in tags.items()
+            )
+        )
+        out[name] = (key, {run: set(tags) for run, tags in runs.items()})
+    return out
+
+
+def _num(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
