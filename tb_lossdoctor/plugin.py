@@ -4,6 +4,7 @@ Routes (under `data/plugin/lossdoctor/`, with `--path_prefix` and `/experiment/<
 TensorBoard itself):
 - `index.js` and any other file of `tb_lossdoctor/static/`: the frontend bundle;
 - `report`: the JSON report of shared/spec/report.md; `?run=<run group>` narrows it to one group.
+- `series`: the points of one curve for the tab's charts, `?run=<run>&tag=<tag>`.
 
 Imports at module level are limited to TensorBoard's own core modules: an import error here
 would take TensorBoard down, so the engine (and numpy) are imported inside the handlers.
@@ -32,6 +33,8 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
 # Query parameters `report` accepts; anything else is a 400.
 REPORT_PARAMS = frozenset({"run"})
+SERIES_PARAMS = frozenset({"run", "tag"})
+MAX_CHART_POINTS = 20_000
 MAX_PARAM_LENGTH = 1024
 
 _CONTENT_TYPES = {
@@ -109,6 +112,7 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
         return {
             "/index.js": self._serve_static,
             "/report": self._serve_report,
+            "/series": self._serve_series,
             "/*": self._serve_static,
         }
 
@@ -191,4 +195,32 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
                 return _json_error(request, str(exc), 503)
             logger.error("lossdoctor: building the report failed", exc_info=True)
             return _json_error(request, "the report could not be built: %s: %s" % (name, exc), 503)
+        return http_util.Respond(request, body, "application/json")
+
+    # -- one curve's points, for the charts ----------------------------------------------------
+
+    @wrappers.Request.application
+    def _serve_series(self, request):
+        args = request.args
+        if set(args.keys()) != SERIES_PARAMS or any(len(args.getlist(k)) != 1 for k in SERIES_PARAMS):
+            return _json_error(request, "give exactly one `run` and one `tag`", 400)
+        run, tag = args["run"], args["tag"]
+        if len(run) > MAX_PARAM_LENGTH or len(tag) > MAX_PARAM_LENGTH or "\x00" in run + tag:
+            return _json_error(request, "`run` or `tag` is too long or malformed", 400)
+        if self._data_provider is None:
+            return _json_error(request, "this TensorBoard has no data provider", 503)
+        try:
+            from tb_lossdoctor.chart_data import chart_points
+            from tb_lossdoctor.readers.provider import read_series
+
+            ctx = tb_context.from_environ(request.environ)
+            eid = plugin_util.experiment_id(request.environ)
+            found, _ = read_series(self._data_provider, ctx, eid, runs=[run], tags=[tag])
+            match = [s for s in found if s.run == run and s.tag == tag]
+            if not match:
+                return _json_error(request, "no scalar series %r in run %r" % (tag, run), 404)
+            body = json.dumps(chart_points(match[0], MAX_CHART_POINTS), allow_nan=False)
+        except Exception as exc:
+            logger.error("lossdoctor: reading a series failed", exc_info=True)
+            return _json_error(request, "the series could not be read: %s" % type(exc).__name__, 503)
         return http_util.Respond(request, body, "application/json")

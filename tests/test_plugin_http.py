@@ -650,3 +650,36 @@ def test_resolve_static_path_stays_inside(tmp_path):
     for rel in ["", "sub", "../secret.txt", "sub/../../secret.txt", "/etc/passwd", str(tmp_path / "secret.txt"),
                 "sub\\..\\..\\secret.txt", "sub/./a.js", "sub//a.js", "a.js\x00", "C:secret.txt", ".hidden"]:
         assert plugin_mod.resolve_static_path(str(root), rel) is None, rel
+
+
+# -- the series route (chart points) -----------------------------------------------------------
+
+
+def test_series_route_returns_points_with_nan_as_string(tmp_path, simple_value_writer):
+    from tensorboard.backend.event_processing import data_provider as mdp
+    from tensorboard.backend.event_processing import plugin_event_multiplexer as pem
+
+    from tb_lossdoctor.plugin import LossDoctorPlugin
+    from tensorboard.plugins import base_plugin
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+    from tensorboard.backend import application
+
+    writer = simple_value_writer(tmp_path / "run<1>")
+    writer.add("Loss/train", [3.0, 2.0, float("nan"), 1.0])
+    mux = pem.EventMultiplexer(tensor_size_guidance={"scalars": 0})
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    ctx = base_plugin.TBContext(data_provider=mdp.MultiplexerDataProvider(mux, str(tmp_path)),
+                                logdir=str(tmp_path), sampling_hints={})
+    app = application.TensorBoardWSGI([LossDoctorPlugin(ctx)])
+    client = Client(app, Response)
+    ok = client.get("/data/plugin/lossdoctor/series", query_string={"run": "run<1>", "tag": "Loss/train"})
+    assert ok.status_code == 200
+    body = json.loads(ok.get_data())
+    assert body["steps"] == [0, 1, 2, 3]
+    assert body["values"] == [3.0, 2.0, "NaN", 1.0]
+    missing = client.get("/data/plugin/lossdoctor/series", query_string={"run": "run<1>", "tag": "nope"})
+    assert missing.status_code == 404
+    for bad in ({"run": "run<1>"}, {"tag": "x"}, {"run": "a", "tag": "b", "extra": "1"}):
+        assert client.get("/data/plugin/lossdoctor/series", query_string=bad).status_code == 400
