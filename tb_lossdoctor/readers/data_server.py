@@ -19,7 +19,7 @@ looks exactly like "done"). Instead we use two documented server flags:
 
 The server's stderr goes to a private log file that we watch for that line; `RUST_LOG` is pinned to
 `info` for the child so a user's own `RUST_LOG` cannot hide it. If the line does not appear within
-`timeout` seconds, or the server exits, we raise `DataServerError` and the caller falls back to the
+`timeout` seconds, the loader thread panics, or the server exits, we raise `DataServerError` and the caller falls back to the
 Python reader.
 
 Why we spawn the binary ourselves instead of `SubprocessServerDataIngester`
@@ -46,6 +46,9 @@ from typing import List, Optional, Tuple
 from tb_lossdoctor.series import Series
 
 FINISHED_RE = re.compile(r"Finished load cycle")
+# A failing load (e.g. gs:// without credentials) panics the Reloader thread while the gRPC
+# server keeps running: without this check we would wait for the whole timeout.
+PANIC_RE = re.compile(r"thread '[^']*' panicked at '?(.*)")
 DEFAULT_TIMEOUT = 300.0
 
 
@@ -159,8 +162,12 @@ class DataServer:
                 text = _read(port_file)
                 if text.endswith("\n"):
                     port = int(text)
-            if port is not None and FINISHED_RE.search(_read(log_file)):
+            log = _read(log_file)
+            if port is not None and FINISHED_RE.search(log):
                 break
+            panic = PANIC_RE.search(log)
+            if panic:
+                raise DataServerError(f"the data server failed while loading: {panic.group(1)[:300]}")
             if time.monotonic() > deadline:
                 raise DataServerError(
                     f"the data server did not finish loading {self.logdir} in {self.timeout:g} s"

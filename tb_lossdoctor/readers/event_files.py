@@ -31,11 +31,14 @@ class _Collect(logging.Handler):
             pass
 
 
-def read_logdir(logdir: str, runs: Optional[List[str]] = None) -> Tuple[List[Series], List[dict]]:
+def read_logdir(
+    logdir: str, runs: Optional[List[str]] = None, *, avoid_tensorflow: bool = False
+) -> Tuple[List[Series], List[dict]]:
     """All scalar series under `logdir` and the problems met ({run, tag, reason}).
 
     `runs` (names as TensorBoard forms them: relative paths, "." for the logdir itself) limits
-    reading to those run folders.
+    reading to those run folders. `avoid_tensorflow` (for command-line processes only: it
+    changes process-wide TensorBoard state) reads local logdirs with TensorBoard's TF stub.
     """
     from tensorboard import context as tb_context
     from tensorboard.backend.event_processing import data_provider as tb_data_provider
@@ -44,7 +47,8 @@ def read_logdir(logdir: str, runs: Optional[List[str]] = None) -> Tuple[List[Ser
 
     from tb_lossdoctor.readers.provider import read_series
 
-    _prefer_tensorboard_stub(logdir)
+    if avoid_tensorflow:
+        _prefer_tensorboard_stub(logdir)
     tb_logger = tb_logging.get_logger()
     handler = _Collect()
     old_propagate = tb_logger.propagate

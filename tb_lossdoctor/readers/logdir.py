@@ -36,7 +36,9 @@ def check_logdir(logdir: str) -> None:
         raise LogdirError(f"logdir is not readable: {logdir}")
 
 
-def read_logdir(logdir: str, reader: str = "auto") -> Tuple[List[Series], List[dict], dict]:
+def read_logdir(
+    logdir: str, reader: str = "auto", *, avoid_tensorflow: bool = False
+) -> Tuple[List[Series], List[dict], dict]:
     """Read every scalar series under `logdir`.
 
     `reader`: "server" (TensorBoard's Rust data server), "python" (TensorBoard's event
@@ -44,6 +46,7 @@ def read_logdir(logdir: str, reader: str = "auto") -> Tuple[List[Series], List[d
     fails). Returns (series, problems, info) where info = {"reader": used, "seconds": ...,
     "fallback_reason": why the server was not used, if it was not, "python_runs": runs the
     Python reader re-read because the server returned no points for some of their tags}.
+    `avoid_tensorflow`: see `event_files.read_logdir` (the CLI sets it when run as a program).
     Raises `LogdirError` for an unusable logdir, and `DataServerError` when reader="server" fails.
     """
     if reader not in READERS:
@@ -64,18 +67,20 @@ def read_logdir(logdir: str, reader: str = "auto") -> Tuple[List[Series], List[d
         else:
             info.update(reader="server")
             if dropped:
-                series, problems = _complete_dropped(logdir, reader, series, problems, dropped, info)
+                series, problems = _complete_dropped(
+                    logdir, reader, series, problems, dropped, info, avoid_tensorflow
+                )
             info["seconds"] = round(time.monotonic() - start, 3)
             return series, problems, info
     from tb_lossdoctor.readers import event_files
 
     start = time.monotonic()
-    series, problems = event_files.read_logdir(logdir)
+    series, problems = event_files.read_logdir(logdir, avoid_tensorflow=avoid_tensorflow)
     info.update(reader="python", seconds=round(time.monotonic() - start, 3))
     return series, problems, info
 
 
-def _complete_dropped(logdir, reader, series, problems, dropped, info):
+def _complete_dropped(logdir, reader, series, problems, dropped, info, avoid_tensorflow):
     """Tags the data server listed without points (float64 scalar tensors, which data server
     0.7 does not convert): in "auto" mode re-read just those runs with the Python reader."""
     reason = "the data server returned no points (scalar tensor dtype it does not read, e.g. float64)"
@@ -84,7 +89,7 @@ def _complete_dropped(logdir, reader, series, problems, dropped, info):
     from tb_lossdoctor.readers import event_files
 
     runs = sorted({r for r, _ in dropped})
-    extra, extra_problems = event_files.read_logdir(logdir, runs=runs)
+    extra, extra_problems = event_files.read_logdir(logdir, runs=runs, avoid_tensorflow=avoid_tensorflow)
     wanted = set(dropped)
     found = [s for s in extra if (s.run, s.tag) in wanted and len(s)]
     missing = wanted - {(s.run, s.tag) for s in found}

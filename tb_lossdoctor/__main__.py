@@ -1,0 +1,7 @@
+"""`python -m tb_lossdoctor LOGDIR ...` is the `lossdoctor` command."""
+
+import sys
+
+from tb_lossdoctor.cli import main
+
+sys.exit(main())

@@ -1,0 +1,122 @@
+"""`lossdoctor LOGDIR`: diagnose the training curves of a TensorBoard logdir.
+
+Exit codes (shared/spec/report.md): 0 no finding reaches --fail-on, 1 one does, 2 usage or
+input error (message on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from typing import List, Optional
+
+from tb_lossdoctor.report import SEVERITY_RANK
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse exits 2 already; keep its one-line style
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"lossdoctor: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="lossdoctor",
+        description="Diagnose training loss curves in a TensorBoard logdir "
+        "(overfitting, NaN, divergence, learning-rate problems, ...).",
+    )
+    p.add_argument("logdir", help="TensorBoard log directory (local path, or gs:// where supported)")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                   help="output format (default: text)")
+    p.add_argument("--fail-on", choices=("warning", "error"), default=None,
+                   help="exit 1 when a finding reaches this severity (default: never fail)")
+    p.add_argument("--run", metavar="REGEX", default=None,
+                   help="only run groups whose name matches this regular expression (re.search)")
+    p.add_argument("--reader", choices=("auto", "server", "python"), default="auto",
+                   help="auto: TensorBoard's data server, falling back to the Python reader")
+    return p
+
+
+def _fail(message: str) -> int:
+    message = " ".join(str(message).split())  # one line, whatever the reader's error looked like
+    print(f"lossdoctor: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _use_color(stream) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    # TensorFlow is imported only by the Python reader on remote logdirs; keep its C++ logging
+    # off our stderr unless the user set a level (TF 2.21 still prints two start-up lines).
+    if argv is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        run_re = re.compile(args.run) if args.run is not None else None
+    except re.error as exc:
+        return _fail(f"invalid --run regular expression {args.run!r}: {exc}")
+
+    from tb_lossdoctor import formatting
+    from tb_lossdoctor.engine import diagnose
+    from tb_lossdoctor.readers.data_server import DataServerError
+    from tb_lossdoctor.readers.logdir import LogdirError, read_logdir
+    from tb_lossdoctor.report import dumps
+
+    try:
+        # As a program (argv from the command line) the Python reader may skip importing
+        # TensorFlow; an in-process caller passing argv keeps its TensorBoard state untouched.
+        series, problems, info = read_logdir(args.logdir, args.reader, avoid_tensorflow=argv is None)
+    except LogdirError as exc:
+        return _fail(str(exc))
+    except DataServerError as exc:
+        return _fail(f"--reader server failed on {args.logdir}: {exc}")
+    except Exception as exc:  # a reader bug or an unreadable remote path: no traceback
+        return _fail(f"cannot read {args.logdir}: {type(exc).__name__}: {exc}")
+    if not series:
+        return _fail(f"no scalar data found in {args.logdir}")
+
+    report = diagnose(series, problems=problems)
+    if not any(run.get("series") for run in report.get("runs", [])):
+        return _fail(f"no recognised training metrics (loss, accuracy, ...) in {args.logdir}")
+    if run_re is not None:
+        report = dict(report)
+        report["runs"] = [r for r in report["runs"] if run_re.search(r["run"])]
+        if not report["runs"]:
+            return _fail(f"no run group matches --run {args.run!r}")
+
+    if args.format == "json":
+        text = dumps(report, indent=2) + "\n"
+    elif args.format == "markdown":
+        text = formatting.render_markdown(report, info=info)
+    else:
+        text = formatting.render_text(report, color=_use_color(sys.stdout), info=info)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `lossdoctor ... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+
+    if args.fail_on is not None:
+        threshold = SEVERITY_RANK[args.fail_on]
+        for run in report["runs"]:
+            if any(SEVERITY_RANK.get(f.get("severity"), 0) >= threshold for f in run.get("findings", [])):
+                return EXIT_FAIL
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

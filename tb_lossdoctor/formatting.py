@@ -1,0 +1,222 @@
+"""Human renderings of a report (shared/spec/report.md): plain/ANSI text and Markdown.
+
+Pure functions: report dict in, string out. Run and tag names are user data (and engine titles
+may quote them), so text output strips control characters (no terminal escape injection) and
+Markdown output escapes every Markdown/HTML special character (no HTML injection into a PR
+comment, no table breakage, no @-mention pings).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, List, Optional
+
+from tb_lossdoctor.report import SEVERITY_RANK
+
+STATUSES = ("error", "warning", "ok")
+
+# -- shared helpers --------------------------------------------------------------------------
+
+
+def status_counts(report: dict) -> dict:
+    counts = {s: 0 for s in STATUSES}
+    for run in report.get("runs", []):
+        status = run.get("status", "ok")
+        counts[status if status in counts else "ok"] += 1
+    return counts
+
+
+def summary_line(report: dict) -> str:
+    runs = report.get("runs", [])
+    c = status_counts(report)
+    noun = "run" if len(runs) == 1 else "runs"
+    return f"{len(runs)} {noun}: {c['error']} error, {c['warning']} warning, {c['ok']} ok"
+
+
+def _fmt_step(step) -> str:
+    if isinstance(step, bool) or not isinstance(step, (int, float)):
+        return str(step)
+    return f"{int(step):,}"
+
+
+def _step_text(finding: dict) -> str:
+    step, rng = finding.get("step"), finding.get("step_range")
+    parts = []
+    if step is not None:
+        parts.append(f"step {_fmt_step(step)}")
+    if rng and len(rng) == 2 and rng[0] != rng[1]:
+        parts.append(f"steps {_fmt_step(rng[0])}-{_fmt_step(rng[1])}")
+    return ", ".join(parts)
+
+
+def _sorted_findings(findings: Iterable[dict]) -> List[dict]:
+    return sorted(findings, key=lambda f: -SEVERITY_RANK.get(f.get("severity"), 0))
+
+
+def _problem_text(p: dict) -> str:
+    where = ":".join(x for x in (p.get("run") or "", p.get("tag") or "") if x)
+    return f"{where}: {p.get('reason', '')}" if where else str(p.get("reason", ""))
+
+
+# -- text ------------------------------------------------------------------------------------
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_ANSI = {
+    "error": "\033[1;31m",
+    "warning": "\033[1;33m",
+    "info": "\033[36m",
+    "ok": "\033[32m",
+    "dim": "\033[2m",
+    "bold": "\033[1m",
+}
+_RESET = "\033[0m"
+_BADGE = {"error": "ERROR", "warning": "WARN", "ok": "OK", "info": "INFO"}
+
+
+def clean(text) -> str:
+    """Make user data safe to print: control characters (ANSI escapes, bidi overrides) shown as
+    escapes, newlines flattened to spaces."""
+    text = str(text).replace("\r\n", " ").replace("\n", " ")
+    return _CONTROL_RE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+def render_text(report: dict, *, color: bool = False, info: Optional[dict] = None) -> str:
+    """Terminal view: summary line, run groups worst first, then notes and problems."""
+
+    def paint(text: str, style: str) -> str:
+        return f"{_ANSI[style]}{text}{_RESET}" if color and style in _ANSI else text
+
+    out = [paint(f"lossdoctor: {summary_line(report)}", "bold")]
+    for run in report.get("runs", []):
+        status = run.get("status", "ok")
+        badge = paint(f"[{_BADGE.get(status, status.upper())}]".ljust(9), status)
+        name = clean(run.get("run", ""))
+        findings = _sorted_findings(run.get("findings", []))
+        if status == "ok":
+            notes = "; ".join(clean(f.get("title", "")) for f in findings)
+            n = len(run.get("series", []))
+            detail = notes or f"no problem found ({n} series)"
+            out.append(f"{badge}{name} - {detail}")
+            continue
+        out.append("")
+        out.append(f"{badge}{paint(name, 'bold')}")
+        for f in findings:
+            sev = f.get("severity", "info")
+            head = f"  {paint(sev.upper(), sev)} {clean(f.get('title', ''))}"
+            code = f.get("code")
+            if code:
+                head += paint(f" [{clean(code)}]", "dim")
+            out.append(head)
+            if f.get("summary"):
+                out.append(f"      {clean(f['summary'])}")
+            where = _step_text(f)
+            if where:
+                out.append(f"      key step: {where}")
+            if f.get("tags"):
+                out.append(paint(f"      curves: {', '.join(clean(t) for t in f['tags'])}", "dim"))
+            for tip in f.get("advice", []):
+                out.append(f"      - {clean(tip)}")
+    if not report.get("runs"):
+        out.append("no run groups to diagnose")
+    notes = []
+    if report.get("sampled"):
+        notes.append(
+            "note: some curves were sampled by TensorBoard (not every point was kept); "
+            "steps are approximate."
+        )
+    if info and info.get("reader"):
+        used = "TensorBoard data server" if info["reader"] == "server" else "Python event reader"
+        line = f"read with the {used}"
+        if info.get("seconds") is not None:
+            line += f" in {info['seconds']:.2f} s"
+        if info.get("fallback_reason"):
+            line += f" (data server not used: {clean(info['fallback_reason'])})"
+        notes.append(line)
+    problems = report.get("problems") or []
+    if notes or problems:
+        out.append("")
+        out.extend(paint(n, "dim") for n in notes)
+    if problems:
+        out.append(f"could not use {len(problems)} item(s):")
+        out.extend(f"  - {clean(_problem_text(p))}" for p in problems)
+    return "\n".join(out) + "\n"
+
+
+# -- markdown --------------------------------------------------------------------------------
+
+_MD_ICON = {"error": "\u274c", "warning": "\u26a0\ufe0f", "ok": "\u2705", "info": "\u2139\ufe0f"}
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "|": "&#124;"}
+# Every other ASCII punctuation character may start Markdown syntax; CommonMark lets any of them
+# be backslash-escaped.
+_MD_BACKSLASH = set("\\`*_{}[]()#+-.!~=:")
+
+
+def md_escape(text) -> str:
+    """Escape user data for GitHub-flavoured Markdown, safe inside table cells and headings.
+
+    HTML-significant characters and `|` become entities (they can never form a tag or split a
+    table cell), other Markdown punctuation is backslash-escaped, `@` gets a zero-width space
+    so names cannot ping people, and newlines/control characters are flattened.
+    """
+    text = clean(text)
+    out = []
+    for ch in text:
+        if ch in _MD_ENTITIES:
+            out.append(_MD_ENTITIES[ch])
+        elif ch in _MD_BACKSLASH:
+            out.append("\\" + ch)
+        elif ch == "@":
+            out.append("@\u200b")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def render_markdown(report: dict, *, info: Optional[dict] = None) -> str:
+    """For CI job summaries / PR comments: a summary table, then a section per non-ok run."""
+    out = [f"## Loss Doctor: {summary_line(report)}", ""]
+    runs = report.get("runs", [])
+    if runs:
+        out += ["| run | status | findings |", "|---|---|---|"]
+        for run in runs:
+            status = run.get("status", "ok")
+            codes = ", ".join(md_escape(f.get("code", "")) for f in _sorted_findings(run.get("findings", [])))
+            out.append(
+                f"| {md_escape(run.get('run', ''))} | {_MD_ICON.get(status, '')} {md_escape(status)} "
+                f"| {codes or '-'} |"
+            )
+        out.append("")
+    else:
+        out += ["No run groups to diagnose.", ""]
+    for run in runs:
+        if run.get("status", "ok") == "ok":
+            continue
+        out.append(f"### {_MD_ICON.get(run['status'], '')} {md_escape(run.get('run', ''))}")
+        out.append("")
+        for f in _sorted_findings(run.get("findings", [])):
+            sev = f.get("severity", "info")
+            line = f"**{md_escape(sev)}: {md_escape(f.get('title', ''))}**"
+            where = _step_text(f)
+            if where:
+                line += f" ({md_escape(where)})"
+            out.append(line)
+            out.append("")
+            if f.get("summary"):
+                out.append(md_escape(f["summary"]))
+                out.append("")
+            if f.get("tags"):
+                out.append("Curves: " + ", ".join(md_escape(t) for t in f["tags"]))
+                out.append("")
+            for tip in f.get("advice", []):
+                out.append(f"- {md_escape(tip)}")
+            if f.get("advice"):
+                out.append("")
+    if report.get("sampled"):
+        out += ["_Some curves were sampled by TensorBoard; steps are approximate._", ""]
+    problems = report.get("problems") or []
+    if problems:
+        out.append(f"<details><summary>Could not use {len(problems)} item(s)</summary>")
+        out.append("")
+        out.extend(f"- {md_escape(_problem_text(p))}" for p in problems)
+        out += ["", "</details>", ""]
+    return "\n".join(out).rstrip("\n") + "\n"

@@ -1,0 +1,272 @@
+"""The `lossdoctor` CLI and its renderers, on real event files (TensorBoard's EventFileWriter)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tb_lossdoctor import cli, formatting
+
+_WALL = [1_700_000_000.0]
+
+
+def write_simple(logdir, tags, start=0):
+    """simple_value scalars (PyTorch / tensorboardX style). tags: {tag: values}."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    os.makedirs(logdir, exist_ok=True)
+    w = EventFileWriter(str(logdir))
+    n = max(len(v) for v in tags.values())
+    for i in range(n):
+        _WALL[0] += 1
+        values = [summary_pb2.Summary.Value(tag=t, simple_value=float(v[i])) for t, v in tags.items() if i < len(v)]
+        w.add_event(event_pb2.Event(wall_time=_WALL[0], step=start + i, summary=summary_pb2.Summary(value=values)))
+    w.close()
+
+
+def healthy(n=60):
+    return [0.2 + 1.8 * math.exp(-5 * i / n) for i in range(n)]
+
+
+def nan_loss(n=60):
+    return healthy(n)[:40] + [float("nan")] * (n - 40)
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    write_simple(root / "good", {"train/loss": healthy(), "val/loss": [v + 0.05 for v in healthy()]})
+    write_simple(root / "broken", {"train/loss": nan_loss()})
+    return root
+
+
+@pytest.fixture(scope="module")
+def hostile_logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    write_simple(root / "<img src=x onerror=alert(1)>", {"loss": nan_loss()})
+    write_simple(root / "a|b", {"loss": nan_loss()})
+    return root
+
+
+def run_cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- formats ---------------------------------------------------------------------------------
+
+
+def test_json_is_exactly_the_report(logdir, capsys):
+    code, out, err = run_cli(capsys, logdir, "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["version"] == 1
+    assert {"version", "generated_at", "runs"} <= set(report)
+    names = {r["run"] for r in report["runs"]}
+    assert {"good", "broken"} <= names
+    for run in report["runs"]:
+        assert {"run", "status", "series", "findings"} <= set(run)
+        assert run["status"] in ("ok", "warning", "error")
+        for s in run["series"]:
+            assert {"run", "tag", "role", "metric", "points"} <= set(s)
+        for f in run["findings"]:
+            assert {"code", "severity", "title", "summary", "metric", "tags", "step", "step_range",
+                    "evidence", "advice", "confidence"} <= set(f)
+
+
+def test_text_lists_runs_worst_first_without_colour(logdir, capsys, monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    code, out, err = run_cli(capsys, logdir)
+    assert code == 0, err
+    assert "\033[" not in out  # captured stdout is not a TTY
+    first = out.splitlines()[0]
+    assert re.match(r"lossdoctor: 2 runs: \d+ error, \d+ warning, \d+ ok", first)
+    assert "good" in out and "broken" in out
+    report = json.loads(run_cli(capsys, logdir, "--format", "json")[1])
+    order = [r["run"] for r in report["runs"]]
+    assert out.index(order[0]) < out.index(order[1])
+
+
+def test_text_colour_only_on_request():
+    report = {"version": 1, "runs": [{"run": "r", "status": "error", "series": [], "findings": [
+        {"code": "nan", "severity": "error", "title": "t", "summary": "s", "step": 5, "advice": ["a"]}]}]}
+    assert "\033[" in formatting.render_text(report, color=True)
+    assert "\033[" not in formatting.render_text(report, color=False)
+
+
+def test_use_color_respects_no_color(monkeypatch):
+    class Tty:
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert cli._use_color(Tty())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not cli._use_color(Tty())
+
+
+def test_text_shows_finding_details_sampling_and_problems():
+    report = {
+        "version": 1,
+        "sampled": True,
+        "problems": [{"run": "r/train", "tag": "loss", "reason": "unreadable points"}],
+        "runs": [
+            {"run": "bad\x1b[31mrun", "status": "error", "series": [], "findings": [
+                {"code": "nan", "severity": "error", "title": "Loss became NaN at step 1,204",
+                 "summary": "It was 3.2 then NaN.", "step": 1204, "step_range": [1180, 1204],
+                 "tags": ["bad:loss"], "advice": ["Lower the learning rate", "Clip gradients"]}]},
+            {"run": "fine", "status": "ok", "series": [{}], "findings": [
+                {"code": "converged", "severity": "info", "title": "Converged", "summary": ""}]},
+        ],
+    }
+    text = formatting.render_text(report)
+    assert "1 error, 0 warning, 1 ok" in text.splitlines()[0]
+    assert "Loss became NaN at step 1,204" in text and "It was 3.2 then NaN." in text
+    assert "1,204" in text and "- Lower the learning rate" in text and "- Clip gradients" in text
+    assert "\x1b" not in text  # a hostile run name cannot send terminal escapes
+    assert "sampled" in text
+    assert "r/train:loss: unreadable points" in text
+    assert [l for l in text.splitlines() if "fine" in l] == ["[OK]     fine - Converged"]
+
+
+def test_markdown_escapes_hostile_run_names(hostile_logdir, capsys):
+    code, out, err = run_cli(capsys, hostile_logdir, "--format", "markdown")
+    assert code == 0, err
+    assert "<img" not in out
+    assert "&lt;img src\\=x onerror\\=alert\\(1\\)&gt;" in out
+    assert "a&#124;b" in out
+    # Every table row keeps exactly its 4 cell separators: the names did not add columns.
+    rows = [l for l in out.splitlines() if l.startswith("| ") and "---" not in l]
+    assert len(rows) == 3
+    assert all(l.count("|") == 4 for l in rows)
+    assert "### " in out  # non-ok runs get a section
+
+
+def test_md_escape():
+    e = formatting.md_escape
+    assert e("`rm -rf`") == "\\`rm \\-rf\\`"
+    assert e("<script>") == "&lt;script&gt;"
+    assert e("a|b") == "a&#124;b"
+    assert e("[x](javascript:alert(1))") == "\\[x\\]\\(javascript\\:alert\\(1\\)\\)"
+    assert e("@team") == "@\u200bteam"
+    assert e("line\nbreak") == "line break"
+    assert e("**bold** _it_ # h") == "\\*\\*bold\\*\\* \\_it\\_ \\# h"
+
+
+def test_markdown_summary_table_and_sections():
+    report = {"version": 1, "runs": [
+        {"run": "bad", "status": "warning", "series": [], "findings": [
+            {"code": "overfitting", "severity": "warning", "title": "Overfitting", "summary": "s",
+             "step": 10, "advice": ["stop early"]}]},
+        {"run": "fine", "status": "ok", "series": [], "findings": []},
+    ]}
+    md = formatting.render_markdown(report)
+    assert "| run | status | findings |" in md
+    assert "| bad | " in md and "overfitting" in md
+    assert "### " in md and "fine" in md
+    assert md.count("### ") == 1  # ok runs have no section
+    assert "- stop early" in md
+
+
+# -- exit codes ------------------------------------------------------------------------------
+
+
+def test_fail_on(logdir, capsys):
+    assert run_cli(capsys, logdir)[0] == 0  # default: never fail
+    assert run_cli(capsys, logdir, "--fail-on", "error")[0] == 1  # the NaN run
+    assert run_cli(capsys, logdir, "--fail-on", "warning")[0] == 1
+    code, out, _ = run_cli(capsys, logdir, "--fail-on", "error", "--run", "^good$", "--format", "json")
+    report = json.loads(out)
+    assert [r["run"] for r in report["runs"]] == ["good"]
+    errors = [f for f in report["runs"][0]["findings"] if f["severity"] == "error"]
+    assert code == (1 if errors else 0)
+
+
+def test_run_filter(logdir, capsys):
+    code, out, _ = run_cli(capsys, logdir, "--run", "brok", "--format", "json")
+    assert code == 0
+    assert [r["run"] for r in json.loads(out)["runs"]] == ["broken"]
+    code, _, err = run_cli(capsys, logdir, "--run", "^nomatch$")
+    assert code == 2 and "--run" in err
+
+
+@pytest.mark.parametrize("bad", ["(", "[a-", "*x"])
+def test_invalid_regex(logdir, capsys, bad):
+    code, out, err = run_cli(capsys, logdir, "--run", bad)
+    assert code == 2
+    assert "invalid --run" in err and "Traceback" not in err
+    assert out == ""
+
+
+def test_missing_path(tmp_path, capsys):
+    code, out, err = run_cli(capsys, tmp_path / "nope")
+    assert code == 2
+    assert str(tmp_path / "nope") in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_file_instead_of_dir(tmp_path, capsys):
+    f = tmp_path / "x.txt"
+    f.write_text("hi")
+    code, _, err = run_cli(capsys, f)
+    assert code == 2 and "not a directory" in err
+
+
+def test_empty_dir(tmp_path, capsys):
+    code, _, err = run_cli(capsys, tmp_path)
+    assert code == 2 and "no scalar data" in err and str(tmp_path) in err
+
+
+def test_usage_errors(capsys, logdir):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(logdir), "--format", "yaml"])
+    assert exc.value.code == 2
+    assert "--format" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reader", ["server", "python"])
+def test_readers_selectable(logdir, capsys, reader):
+    if reader == "server":
+        from tb_lossdoctor.readers import data_server
+
+        try:
+            data_server.server_binary_path()
+        except data_server.DataServerError:
+            pytest.skip("no data server")
+    code, out, err = run_cli(capsys, logdir, "--reader", reader, "--format", "json")
+    assert code == 0, err
+    assert {"good", "broken"} <= {r["run"] for r in json.loads(out)["runs"]}
+
+
+def test_python_dash_m_subprocess(logdir, tmp_path):
+    env = dict(os.environ, NO_COLOR="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tb_lossdoctor", str(logdir), "--format", "json", "--fail-on", "error"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert {"good", "broken"} <= {r["run"] for r in json.loads(proc.stdout)["runs"]}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tb_lossdoctor", str(tmp_path / "missing")],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert proc.returncode == 2
+    assert "missing" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_realworld_all_formats(realworld_dir, capsys):
+    for fmt in ("json", "text", "markdown"):
+        code, out, err = run_cli(capsys, realworld_dir, "--format", fmt)
+        assert code == 0, err
+        assert ("keras\\_recommend" if fmt == "markdown" else "keras_recommend") in out
