@@ -298,6 +298,8 @@ def single_finding(v: View, settings: Settings) -> Optional[Finding]:
     """Verdict from one curve's own trend (no usable validation curve)."""
     st = v.stats
     if not learned(st, settings):
+        if st.recent.direction == RISING:
+            return diverging_finding([v])
         return oscillation_finding(v) if oscillating(st, settings) else not_learning_finding(v)
     if oscillating(st, settings):
         return oscillation_finding(v)
@@ -305,7 +307,7 @@ def single_finding(v: View, settings: Settings) -> Optional[Finding]:
     if direction == RISING:
         return diverging_finding([v])
     if direction == FALLING:
-        if is_linear(st, settings):
+        if is_slow(v, settings):
             return slow_finding(v)
         return still_learning_finding([v])
     return plateau_or_converged([v], settings)
@@ -315,24 +317,31 @@ def table_finding(train: View, val: View, settings: Settings) -> Optional[Findin
     """The checklist's train/validation table, on the recent trends of both curves."""
     t, w = train.stats, val.stats
     if not learned(t, settings) and not learned(w, settings):
+        if t.recent.direction == RISING:
+            return diverging_finding([train, val] if w.recent.direction == RISING else [train])
         if oscillating(t, settings):
             return oscillation_finding(train)
         return not_learning_finding(train, val)
     if oscillating(t, settings):
         return oscillation_finding(train)
-    td, vd = t.recent.direction, w.recent.direction
+    # Both curves measure the same metric in the same units: judge them with one yardstick.
+    common_range = max(t.value_range, w.value_range)
+    td = t.recent.direction_against(common_range, settings)
+    vd = w.recent.direction_against(common_range, settings)
     if td == RISING and vd == RISING:
         return diverging_finding([train, val])
     if td != RISING and val_has_regressed(w, settings):
         return overfitting_finding(train, val)
     if td == FALLING and vd == FLAT and val_stalled(w, settings):
         return overfitting_finding(train, val)
-    if td == FLAT and vd == FALLING:
+    if td == FLAT and vd == FALLING and train_flatter_than_val(t, w, settings):
         return data_problem_finding(train, val)
+    if td == FLAT and vd == FALLING:
+        td = FALLING  # train is only noisier: its change is compatible with validation's
     if td == RISING:
         return diverging_finding([train])
     if td == FALLING:
-        if is_linear(t, settings):
+        if is_slow(train, settings):
             return slow_finding(train, val)
         return still_learning_finding([train, val])
     return plateau_or_converged([train, val], settings)
@@ -351,8 +360,23 @@ def val_has_regressed(w: CurveStats, settings: Settings) -> bool:
     )
 
 
+def train_flatter_than_val(t: CurveStats, w: CurveStats, settings: Settings) -> bool:
+    """Training's recent change is significantly smaller than validation's fall (same metric,
+    same units), not merely too noisy to call."""
+    gap = w.recent.change - t.recent.change  # negative when validation falls more
+    combined = float(np.hypot(t.recent.stderr, w.recent.stderr))
+    return gap < -settings.trend_z * combined
+
+
 def val_stalled(w: CurveStats, settings: Settings) -> bool:
     return w.best_step < w.final_step - settings.stall_fraction * w.span
+
+
+def is_slow(v: View, settings: Settings) -> bool:
+    """Falling at a constant rate and still far from the floor: the learning rate is too low.
+    Without a known floor a steady fall is simply "still learning"."""
+    closed = gap_closed(v)
+    return is_linear(v.stats, settings) and closed is not None and closed < settings.slow_gap_closed
 
 
 def is_linear(st: CurveStats, settings: Settings) -> bool:

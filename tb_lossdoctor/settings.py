@@ -41,8 +41,9 @@ class Settings:
     """Validation has "risen since its best" when it gave back this fraction of its range."""
 
     # --- learning or not -------------------------------------------------------------------
-    not_learning_noise: float = 1.0
-    """The curve never improved by more than this many point-to-point noise units."""
+    not_learning_noise: float = 3.0
+    """The curve never improved by more than this many point-to-point noise units (the best of
+    many noisy points lies a couple of noise units below the level by chance alone)."""
     not_learning_relative: float = 1e-3
     """... or by more than this fraction of its own starting magnitude (an exactly constant
     loss has no noise to compare with)."""
@@ -52,7 +53,9 @@ class Settings:
     poor level. The one level-based rule: it applies only where the floor is known."""
     slow_linearity: float = 0.6
     """Slow convergence: the recent rate of improvement is still this fraction of the run's
-    average rate (no deceleration at all), while the curve keeps falling."""
+    average rate (no deceleration at all), while the curve keeps falling..."""
+    slow_gap_closed: float = 0.25
+    """... and it has closed less than this fraction of the gap to its floor."""
 
     # --- sudden events ---------------------------------------------------------------------
     blowup_giveback: float = 0.5

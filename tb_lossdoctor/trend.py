@@ -29,6 +29,13 @@ class Trend:
     stderr: float  # standard error of that change
     start_step: int
     end_step: int
+    significant: bool = False  # slope and rank tests agree there is a trend
+
+    def direction_against(self, value_range: float, settings: Settings) -> str:
+        """The direction judged against another range (e.g. both curves of a pair)."""
+        if not self.significant or abs(self.change) < settings.trend_min_change * value_range:
+            return FLAT
+        return FALLING if self.change < 0 else RISING
 
 
 @dataclass
@@ -100,12 +107,13 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
     stats.bin_steps, stats.bin_values, stats.points_per_bin = bin_steps, bin_values * scale, per_bin
     stats.noise = point_noise(scaled) * scale
     _levels(stats, scaled * scale)
-    stats.recent = window_trend(bin_steps, bin_values, stats, settings, scale)
-    stats.overall = window_trend(bin_steps, bin_values, stats, settings, scale, whole=True)
+    smoothed = stats.bin_values  # in value units; window_trend rescales by `scale` itself
+    stats.recent = window_trend(bin_steps, smoothed, stats, settings, scale)
+    stats.overall = window_trend(bin_steps, smoothed, stats, settings, scale, whole=True)
     after_best = bin_steps >= stats.best_step
     if after_best.sum() >= settings.min_window_bins:
         stats.since_best = window_trend(
-            bin_steps[after_best], bin_values[after_best], stats, settings, scale, whole=True
+            bin_steps[after_best], smoothed[after_best], stats, settings, scale, whole=True
         )
     stats.spikes = find_spikes(steps, scaled, settings, scale, bin_steps, bin_values)
     stats.swing = smoothed_swing(bin_steps, bin_values, per_bin, stats.noise / scale) * scale
@@ -117,27 +125,41 @@ def _magnitude(values: np.ndarray) -> float:
     return top if np.isfinite(top) and top > 0 else 1.0
 
 
+def bin_ids(steps: np.ndarray, bins: int) -> np.ndarray:
+    """Index of the equal-width step bin of each point (non-decreasing, as steps are sorted)."""
+    lo, hi = float(steps[0]), float(steps[-1])
+    width = (hi - lo) / bins if hi > lo else 1.0
+    return np.minimum(((steps - lo) / width).astype(np.int64), bins - 1)
+
+
+def grouped_medians(values: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(start index of each group, median of each group) for non-decreasing group `ids`.
+
+    Each group is a contiguous slice; sorting by (group, value) keeps the slices in place and
+    orders the values inside each one, so one lexsort gives every median.
+    """
+    n = values.size
+    order = np.lexsort((values, ids))
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    ranked = values[order]
+    return starts, 0.5 * (ranked[starts + (counts - 1) // 2] + ranked[starts + counts // 2])
+
+
 def bin_medians(
     steps: np.ndarray, values: np.ndarray, bins: int
 ) -> Tuple[np.ndarray, np.ndarray, float]:
     """Medians of equal-width step bins (empty bins dropped): (bin steps, medians, points/bin).
 
     With `bins` or fewer points every point is its own bin. The step of a bin is the median
-    step of its points, so uneven spacing is respected. Vectorised: one lexsort for all bins.
+    step of its points, so uneven spacing is respected.
     """
     n = values.size
     if n <= bins:
         return steps.astype(np.float64), values.copy(), 1.0
-    lo, hi = float(steps[0]), float(steps[-1])
-    width = (hi - lo) / bins if hi > lo else 1.0
-    ids = np.minimum(((steps - lo) / width).astype(np.int64), bins - 1)
-    # Steps are sorted, so bin ids never decrease and each bin is a contiguous slice; sorting
-    # by (bin, value) keeps those slices in place and orders the values inside each one.
-    order = np.lexsort((values, ids))
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ids = bin_ids(steps, bins)
+    starts, medians = grouped_medians(values, ids)
     counts = np.diff(np.r_[starts, n])
-    sorted_vals = values[order]
-    medians = 0.5 * (sorted_vals[starts + (counts - 1) // 2] + sorted_vals[starts + counts // 2])
     bin_step = steps[starts + (counts - 1) // 2]
     return bin_step.astype(np.float64), medians, float(n) / starts.size
 
@@ -227,7 +249,7 @@ def window_trend(
     direction = FLAT
     if significant and meaningful:
         direction = FALLING if change < 0 else RISING
-    return Trend(direction, change * scale, stderr * scale, int(x[0]), int(x[-1]))
+    return Trend(direction, change * scale, stderr * scale, int(x[0]), int(x[-1]), significant)
 
 
 def find_spikes(
@@ -254,11 +276,14 @@ def find_spikes(
         padded = np.pad(values, w // 2, mode="edge")
         baseline = np.median(np.lib.stride_tricks.sliding_window_view(padded, w), axis=1)
     residual = values - baseline
-    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(residual)))
     value_range = float(np.ptp(baseline))
     if value_range <= 0:
         return []
-    threshold = max(settings.spike_noise * sigma, settings.spike_min_height * value_range)
+    # Noise is often larger early in training: measure it locally, per bin.
+    ids = bin_ids(steps, settings.bins)
+    starts, local = grouped_medians(np.abs(residual), ids)
+    sigma = _MAD_TO_SIGMA * np.repeat(local, np.diff(np.r_[starts, values.size]))
+    threshold = np.maximum(settings.spike_noise * sigma, settings.spike_min_height * value_range)
     tall = residual > threshold
     if not tall.any():
         return []
