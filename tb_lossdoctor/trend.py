@@ -287,8 +287,11 @@ def find_spikes(
     tall = residual > threshold
     if not tall.any():
         return []
-    recovered = np.r_[residual[1:] < 0.5 * residual[:-1], False]
-    hits = np.flatnonzero(tall & recovered)
+    # Above both neighbours by the threshold: it rose from the baseline and came back (the
+    # first and last points have only one side, so they are never spikes).
+    rise = residual[1:-1] - np.maximum(residual[:-2], residual[2:])
+    isolated = np.r_[False, rise > threshold[1:-1], False]
+    hits = np.flatnonzero(tall & isolated)
     return [(int(steps[i]), float(residual[i] * scale)) for i in hits]
 
 
