@@ -59,6 +59,8 @@ def diagnose_group(group: RunGroup, settings: Settings) -> List[Finding]:
     """All findings of one run group, most severe first, one per code."""
     findings: List[Finding] = []
     for index, pair in enumerate(group.pairs):
+        if index > 0 and not pair.is_loss and all(np.isfinite(c.series.values).all() for c in pair.curves):
+            continue  # a finite secondary metric adds nothing: skip its analysis
         views = [view_of(c, pair, settings) for c in pair.curves]
         findings.extend(nan_finding(v) for v in views if v.stats.first_nonfinite_step is not None)
         if index == 0:

@@ -120,6 +120,17 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
     return stats
 
 
+def median(a: np.ndarray) -> float:
+    """Median of a non-empty 1-D array (np.median without its per-call overhead: the engine
+    takes a dozen medians per curve, and that overhead dominated on short curves)."""
+    n = a.size
+    half = n // 2
+    if n % 2:
+        return float(np.partition(a, half)[half])
+    part = np.partition(a, (half - 1, half))
+    return 0.5 * float(part[half - 1] + part[half])
+
+
 def _magnitude(values: np.ndarray) -> float:
     top = float(np.max(np.abs(values))) if values.size else 0.0
     return top if np.isfinite(top) and top > 0 else 1.0
@@ -139,9 +150,11 @@ def grouped_medians(values: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np
     orders the values inside each one, so one lexsort gives every median.
     """
     n = values.size
-    order = np.lexsort((values, ids))
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     counts = np.diff(np.r_[starts, n])
+    if counts.size and np.all(counts == counts[0]):  # evenly logged: a plain reshape
+        return starts, np.median(values.reshape(counts.size, counts[0]), axis=1)
+    order = np.lexsort((values, ids))
     ranked = values[order]
     return starts, 0.5 * (ranked[starts + (counts - 1) // 2] + ranked[starts + counts // 2])
 
@@ -169,8 +182,8 @@ def point_noise(values: np.ndarray) -> float:
     if values.size < 3:
         return 0.0
     diffs = np.diff(values)
-    centred = np.abs(diffs - np.median(diffs))
-    sigma = _MAD_TO_SIGMA * float(np.median(centred)) / np.sqrt(2.0)
+    centred = np.abs(diffs - median(diffs))
+    sigma = _MAD_TO_SIGMA * median(centred) / np.sqrt(2.0)
     if sigma == 0.0:  # quantised or mostly constant values: fall back to the mean deviation
         sigma = 1.2533 * float(np.mean(centred)) / np.sqrt(2.0)
     return sigma
@@ -180,9 +193,9 @@ def _levels(stats: CurveStats, raw: np.ndarray) -> None:
     """Start level (first raw points: the smoothed first bin may already be past the early
     drop), best and end levels of the smoothed curve."""
     values, steps = stats.bin_values, stats.bin_steps
-    stats.start = float(np.median(raw[: max(1, min(5, raw.size // 20))]))
+    stats.start = median(raw[: max(1, min(5, raw.size // 20))])
     k = max(1, min(3, values.size // 10))  # a few bins at the end, one for short curves
-    stats.end = float(np.median(values[-k:]))
+    stats.end = median(values[-k:])
     best = int(np.argmin(values))
     stats.best, stats.best_step = float(values[best]), int(steps[best])
 
@@ -195,8 +208,8 @@ def theil_sen(x: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
     dy = np.subtract.outer(y, y)
     upper = np.triu(dx > 0, k=1) | np.triu(dx < 0, k=1)
     slopes = dy[upper] / dx[upper]
-    slope = float(np.median(slopes)) if slopes.size else 0.0
-    return slope, float(np.median(y - slope * x))
+    slope = median(slopes) if slopes.size else 0.0
+    return slope, median(y - slope * x)
 
 
 def mann_kendall_z(y: np.ndarray) -> float:
@@ -241,7 +254,7 @@ def window_trend(
     slope, intercept = theil_sen(x - x[0], y)
     change = slope * length
     residuals = y - (intercept + slope * (x - x[0]))
-    scatter = _MAD_TO_SIGMA * float(np.median(np.abs(residuals - np.median(residuals))))
+    scatter = _MAD_TO_SIGMA * median(np.abs(residuals - median(residuals)))
     stderr = scatter * np.sqrt(12.0 / x.size)
     value_range = float(np.ptp(bin_values / scale))
     significant = abs(change) > settings.trend_z * stderr and abs(mann_kendall_z(y)) >= settings.rank_z
@@ -312,7 +325,7 @@ def smoothed_swing(
     # Second half of the run only: the early fall is learning, not swinging.
     half = y.size // 2
     resid = (y - local)[half:]
-    scatter = _MAD_TO_SIGMA * float(np.median(np.abs(resid)))
+    scatter = _MAD_TO_SIGMA * median(np.abs(resid))
     if points_per_bin >= 3:
         expected = 1.2533 * point_sigma / np.sqrt(points_per_bin)
         return float(np.sqrt(max(0.0, scatter**2 - expected**2)))
