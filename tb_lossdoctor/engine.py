@@ -24,15 +24,15 @@ def diagnose(
 
     `problems` lists what a reader could not use ({run, tag, reason}); they are carried into the
     report so nothing is dropped silently. Groups with no recognised metric are left out of
-    `runs` and listed under `unrecognised` instead.
+    `runs` and listed under `ignored` instead.
     """
     settings = settings or Settings()
     series = list(series)
     problems = list(problems or [])
-    runs, unrecognised = [], []
+    runs, ignored = [], []
     for group in group_series(series):
         if not group.pairs:
-            unrecognised.extend({"run": s.run, "tag": s.tag} for s in group.ignored)
+            ignored.extend({"run": s.run, "tag": s.tag} for s in group.ignored)
             continue
         runs.append(diagnose_run_group(group, settings, problems))
     return {
@@ -40,7 +40,7 @@ def diagnose(
         "generated_at": utc_now(),
         "runs": order_runs(runs),
         "problems": problems,
-        "unrecognised": unrecognised,
+        "ignored": ignored,
         "sampled": any(s.sampled for s in series),
     }
 

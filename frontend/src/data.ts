@@ -1,0 +1,74 @@
+// Fetching: the report and the points of one curve. URLs are relative to the plugin's <base>.
+import type { Report, SeriesData } from "./types";
+
+export class HttpError extends Error {
+  constructor(public status: number, message: string) {
+    super(message);
+  }
+}
+
+async function getJson<T>(url: string, signal?: AbortSignal): Promise<{ text: string; value: T }> {
+  const res = await fetch(url, { signal, headers: { Accept: "application/json" }, credentials: "same-origin" });
+  const text = await res.text();
+  if (!res.ok) {
+    let msg = `HTTP ${res.status}`;
+    try {
+      const body = JSON.parse(text) as { error?: unknown; message?: unknown };
+      const m = body.error ?? body.message;
+      if (typeof m === "string") msg += `: ${m}`;
+      else if (m && typeof m === "object" && typeof (m as { message?: unknown }).message === "string")
+        msg += `: ${(m as { message: string }).message}`;
+    } catch {
+      /* not JSON */
+    }
+    throw new HttpError(res.status, msg);
+  }
+  return { text, value: JSON.parse(text) as T };
+}
+
+export function fetchReport(signal?: AbortSignal): Promise<{ text: string; value: Report }> {
+  return getJson<Report>("./report", signal);
+}
+
+/** Curve points with the non-finite markers decoded; null when absent. */
+export interface Curve {
+  steps: number[];
+  values: number[]; // NaN / ±Infinity preserved
+}
+
+function decode(v: number | string | null): number {
+  if (typeof v === "number") return v;
+  if (v === "Infinity" || v === "inf") return Infinity;
+  if (v === "-Infinity" || v === "-inf") return -Infinity;
+  return NaN;
+}
+
+export class SeriesCache {
+  private cache = new Map<string, Promise<Curve>>();
+
+  /** `points` (from the report) is part of the key: a curve that grew is fetched again. */
+  get(run: string, tag: string, points?: number): Promise<Curve> {
+    const key = run + "\u0000" + tag + "\u0000" + (points ?? "");
+    let p = this.cache.get(key);
+    if (p) {
+      // LRU: move to the end
+      this.cache.delete(key);
+      this.cache.set(key, p);
+    } else {
+      const url = "./series?" + new URLSearchParams({ run, tag }).toString();
+      p = getJson<SeriesData>(url).then(({ value }) => {
+        const steps = Array.isArray(value.steps) ? value.steps.map(Number) : [];
+        const raw = Array.isArray(value.values) ? value.values : [];
+        const n = Math.min(steps.length, raw.length);
+        const pairs: Array<[number, number]> = [];
+        for (let i = 0; i < n; i++) pairs.push([steps[i], decode(raw[i])]);
+        pairs.sort((a, b) => a[0] - b[0]);
+        return { steps: pairs.map((p) => p[0]), values: pairs.map((p) => p[1]) };
+      });
+      p.catch(() => this.cache.delete(key)); // do not cache failures
+      this.cache.set(key, p);
+      while (this.cache.size > 200) this.cache.delete(this.cache.keys().next().value as string);
+    }
+    return p;
+  }
+}

@@ -1,0 +1,39 @@
+// Entry point loaded by TensorBoard's dynamic plugin loader: it imports this ES module inside an
+// iframe (data/plugin_entry.html, whose <base> is data/plugin/lossdoctor/) and calls render().
+import { App } from "./app";
+import { injectStyles } from "./styles";
+
+let app: App | null = null;
+
+/** Follow TensorBoard's own light/dark setting (it toggles `dark-mode` on its <body>) when the
+ *  host page is reachable; otherwise `prefers-color-scheme` decides. */
+function followHostTheme(onChange: () => void): void {
+  let body: HTMLElement | null = null;
+  try {
+    if (window.parent && window.parent !== window) body = window.parent.document.body;
+  } catch {
+    body = null; // cross-origin host
+  }
+  if (!body) return;
+  const host = body;
+  const apply = () => {
+    const theme = host.classList.contains("dark-mode") ? "dark" : "light";
+    if (document.documentElement.getAttribute("data-ld-theme") !== theme) {
+      document.documentElement.setAttribute("data-ld-theme", theme);
+      onChange();
+    }
+  };
+  apply();
+  new MutationObserver(apply).observe(host, { attributes: true, attributeFilter: ["class"] });
+}
+
+export async function render(): Promise<void> {
+  if (app) return;
+  injectStyles(document);
+  document.documentElement.lang = document.documentElement.lang || "en";
+  if (!document.title) document.title = "Diagnosis";
+  const a = new App(document.body);
+  app = a;
+  followHostTheme(() => a.rebuildCharts());
+  await a.refresh();
+}

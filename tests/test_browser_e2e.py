@@ -1,0 +1,328 @@
+"""End to end: the real `tensorboard` serving the Diagnosis tab, driven in headless Chromium.
+
+TensorBoard runs on a copy of demo/logs plus a run with a hostile name; the test opens the
+Diagnosis tab, enters the plugin's iframe, and checks that
+- every demo run of demo/expected.json is listed with its expected finding codes (and a title);
+- expanding a finding (by keyboard) draws its chart on a canvas;
+- the run filter narrows the list, and an invalid regular expression shows an error, not a crash;
+- the hostile run name is shown as text: no dialog fires and no <img src=x> element exists.
+It saves docs/screenshot.png.
+
+Needs the package installed so TensorBoard finds the plugin (`pip install -e . --no-deps`),
+Playwright (Python) and Debian's Chromium at /usr/bin/chromium (never a downloaded browser).
+Skips when Chromium or Playwright is missing, except under CI=true, where that is a failure.
+`LOSSDOCTOR_E2E_LOGDIR` / `LOSSDOCTOR_E2E_EXPECTED` point it at other logs (development only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+HOSTILE = "<img src=x onerror=alert(1)>"
+SCREENSHOT = ROOT / "docs" / "screenshot.png"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"{reason} (required under CI)")
+    pytest.skip(reason)
+
+
+def _logs_and_expected():
+    logdir = Path(os.environ.get("LOSSDOCTOR_E2E_LOGDIR", ROOT / "demo" / "logs"))
+    expected_path = Path(os.environ.get("LOSSDOCTOR_E2E_EXPECTED", ROOT / "demo" / "expected.json"))
+    has_events = logdir.is_dir() and any(p.name.startswith("events.out.tfevents") for p in logdir.rglob("*"))
+    if not has_events or not expected_path.is_file():
+        _unavailable(f"demo logs or expected findings missing ({logdir}, {expected_path})")
+    return logdir, _parse_expected(json.loads(expected_path.read_text()))
+
+
+def _codes(value) -> list:
+    """Expected codes of one run, whatever the shape: "code", ["code", ...], {"codes": [...]}."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        for key in ("codes", "expected", "expect", "findings", "code"):
+            if key in value:
+                return _codes(value[key])
+        return []
+    out = []
+    for v in value:
+        out.extend(_codes(v) if not isinstance(v, str) else [v])
+    return out
+
+
+def _parse_expected(doc) -> dict:
+    if isinstance(doc, dict) and isinstance(doc.get("runs"), (dict, list)):
+        doc = doc["runs"]
+    if isinstance(doc, list):  # [{"run": ..., "codes": [...]}, ...]
+        doc = {item["run"]: item for item in doc}
+    expected = {str(run): _codes(v) for run, v in doc.items()}
+    assert expected, "demo/expected.json lists no run"
+    return expected
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str, timeout: float = 5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:  # loopback only
+        return json.loads(r.read().decode("utf-8"))
+
+
+def _write_hostile_run(logdir: Path) -> None:
+    """A short, decreasing loss curve under a run whose name is an HTML injection attempt."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    run_dir = logdir / HOSTILE
+    run_dir.mkdir(parents=True)
+    writer = EventFileWriter(str(run_dir))
+    for step in range(60):
+        value = 2.0 * 0.95**step + 0.1
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="loss", simple_value=value)])
+        writer.add_event(event_pb2.Event(wall_time=1_700_000_000.0 + step, step=step, summary=summary))
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        _unavailable(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright Python package is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def tensorboard_server(tmp_path_factory):
+    eps = metadata.entry_points()
+    group = eps.select(group="tensorboard_plugins") if hasattr(eps, "select") else eps.get("tensorboard_plugins", [])
+    if not any(ep.name == "lossdoctor" for ep in group):
+        pytest.fail("the lossdoctor plugin is not registered: run `pip install -e . --no-deps` first")
+    if not (ROOT / "tb_lossdoctor" / "static" / "index.js").is_file():
+        pytest.fail("tb_lossdoctor/static/index.js is missing: run `npm ci && npm run build` in frontend/")
+
+    src, expected = _logs_and_expected()
+    logdir = tmp_path_factory.mktemp("e2e") / "logs"
+    shutil.copytree(src, logdir)
+    _write_hostile_run(logdir)
+
+    port = _free_port()
+    log_path = logdir.parent / "tensorboard.log"
+    log = open(log_path, "wb")
+    cmd = [
+        sys.executable, "-m", "tensorboard.main",
+        "--logdir", str(logdir),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--samples_per_plugin", "scalars=0",  # the same points the CLI's diagnosis sees
+        "--reload_interval", "2",
+    ]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        # Wait until TensorBoard answers and the report covers every expected run (it loads the
+        # logdir in the background, so the first reports may be partial).
+        deadline = time.time() + 150
+        want = set(expected) | {HOSTILE}
+        seen: set = set()
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"tensorboard exited early:\n{log_path.read_text(errors='replace')[-4000:]}")
+            try:
+                report = _get_json(base + "/data/plugin/lossdoctor/report", timeout=30)
+                seen = {r["run"] for r in report.get("runs", [])}
+                if want <= seen:
+                    break
+            except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+                pass
+            if time.time() > deadline:
+                pytest.fail(
+                    f"the report never listed all runs; missing {sorted(want - seen)}\n"
+                    f"{log_path.read_text(errors='replace')[-4000:]}"
+                )
+            time.sleep(1)
+        yield base, expected
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _plugin_frame(page):
+    """The Diagnosis tab's iframe (data/plugin_entry.html?name=lossdoctor) once it has rendered."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        for frame in page.frames:
+            if "plugin_entry.html" in frame.url and "lossdoctor" in frame.url:
+                try:
+                    frame.wait_for_selector(".ld-card", timeout=2000)
+                    return frame
+                except Exception:
+                    pass
+        page.wait_for_timeout(250)
+    raise AssertionError("the Diagnosis tab's iframe never showed a run card; frames: %s" % [f.url for f in page.frames])
+
+
+def _card(frame, run):
+    return frame.locator(f".ld-card[data-run={json.dumps(run)}]")
+
+
+def _ensure_open(card):
+    head = card.locator(".ld-card-head")
+    if head.get_attribute("aria-expanded") != "true":
+        head.click()
+    assert head.get_attribute("aria-expanded") == "true"
+
+
+def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
+    base, expected = tensorboard_server
+    context = browser.new_context(viewport={"width": 1280, "height": 960}, color_scheme="light")
+    page = context.new_page()
+    dialogs: list = []
+    page_errors: list = []
+
+    def on_dialog(dialog):
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    try:
+        page.goto(base + "/#lossdoctor", wait_until="domcontentloaded")
+        frame = _plugin_frame(page)
+        frame.wait_for_function("/diagnosed/.test(document.querySelector('.ld-summary').textContent)")
+        summary = frame.locator(".ld-summary").inner_text()
+        assert re.search(r"\d+ runs? diagnosed", summary), summary
+
+        # Every demo run is listed with its expected findings.
+        problems = []
+        for run, codes in expected.items():
+            card = _card(frame, run)
+            if card.count() != 1:
+                problems.append(f"{run}: no card")
+                continue
+            assert card.locator(".ld-run").inner_text() == run
+            _ensure_open(card)
+            shown = card.locator(".ld-finding").evaluate_all("els => els.map(e => e.dataset.code)")
+            wanted = [c for c in codes if c not in ("ok", "healthy", "none")]
+            missing = [c for c in wanted if c not in shown]
+            if missing:
+                problems.append(f"{run}: expected {codes}, shown {shown}")
+            for code in wanted:
+                if code in shown:
+                    title = card.locator(f'.ld-finding[data-code="{code}"] .ld-finding-title').first.inner_text()
+                    assert title.strip(), f"{run}/{code}: empty title"
+            if not wanted:
+                assert "Healthy" in card.locator(".ld-card-head .ld-badge").inner_text(), f"{run}: expected healthy"
+        assert not problems, "\n".join(problems)
+
+        # A finding expands by keyboard and draws its chart (the series route feeds it).
+        worst = frame.locator(".ld-card").first
+        _ensure_open(worst)
+        head = worst.locator(".ld-finding-head").first
+        head.focus()
+        page.keyboard.press("Enter")
+        assert head.get_attribute("aria-expanded") == "true"
+        finding = worst.locator(".ld-finding").first
+        finding.locator("canvas").first.wait_for(state="visible", timeout=20000)
+        drawn = finding.locator("canvas").first.evaluate(
+            """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                      let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"""
+        )
+        assert drawn > 500, f"the chart canvas is blank ({drawn} painted pixels)"
+        assert finding.locator(".ld-chart-legend").first.inner_text().strip()
+        # Hovering reads out step and value.
+        over = finding.locator(".u-over").first
+        over.scroll_into_view_if_needed()
+        box = over.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+        frame.wait_for_function(
+            "el => /^step /.test(el.textContent)", arg=finding.locator(".ld-readout").first.element_handle(), timeout=5000
+        )
+        # Space collapses it again (real <button>, aria-expanded kept in sync).
+        head.focus()
+        page.keyboard.press("Space")
+        assert head.get_attribute("aria-expanded") == "false"
+        page.keyboard.press("Space")
+        assert head.get_attribute("aria-expanded") == "true"
+        finding.locator("canvas").first.wait_for(state="visible", timeout=20000)
+
+        # The screenshot for the README: the worst run with its chart.
+        frame.evaluate("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+        page.mouse.move(0, 0)
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT))
+
+        # The run filter (a regular expression, as in TensorBoard) narrows the list.
+        total = frame.locator(".ld-card").count()
+        target = sorted(expected)[0]
+        regex = frame.locator("#ld-filter-regex")
+        regex.fill("^" + re.escape(target) + "$")
+        frame.wait_for_function("n => document.querySelectorAll('.ld-card').length === n", arg=1)
+        assert frame.locator(".ld-card").first.get_attribute("data-run") == target
+        assert total > 1
+        regex.fill("(unclosed")
+        error = frame.locator("#ld-filter-error")
+        error.wait_for(state="visible")
+        assert error.inner_text().strip()
+        assert regex.get_attribute("aria-invalid") == "true"
+        assert frame.locator(".ld-card").count() == total  # an invalid filter hides nothing
+        regex.fill("")
+
+        # The hostile run name is text, never markup.
+        card = _card(frame, HOSTILE)
+        assert card.count() == 1
+        assert card.locator(".ld-run").inner_text() == HOSTILE
+        _ensure_open(card)
+        assert frame.locator('img[src="x"]').count() == 0
+        assert page.locator('img[src="x"]').count() == 0
+        assert frame.evaluate("document.querySelectorAll('img').length") == 0
+        page.wait_for_timeout(500)
+        assert dialogs == [], f"a dialog fired: {dialogs}"
+        assert page_errors == [], f"uncaught errors in the page: {page_errors}"
+    finally:
+        context.close()
