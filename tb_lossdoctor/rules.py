@@ -140,7 +140,8 @@ def blowup_finding(v: View, group: RunGroup, settings: Settings) -> Optional[Fin
     if st.bin_values.size < 4 or st.span <= 0:
         return None
     rise = st.end - st.best
-    if rise <= settings.blowup_noise * st.noise or rise <= 0:
+    floor = max(settings.blowup_noise * st.noise, settings.not_learning_relative * abs(st.best))
+    if rise <= floor or rise <= 0:  # the relative floor: float jitter on a constant curve
         return None
     if st.improvement > 0 and rise < settings.blowup_giveback * st.improvement:
         return None
@@ -267,6 +268,8 @@ def pair_findings(
         return out
     if out and out[0].code == "blowup":
         return out
+    if main.stats.first_nonfinite_step is not None and not main.stats.recovered_after_nonfinite:
+        return out  # the run died: a trend verdict on what came before would be beside the point
     usable_val = (
         val is not None
         and main is train
