@@ -152,10 +152,13 @@ def blowup_finding(v: View, group: RunGroup, settings: Settings) -> Optional[Fin
     top = int(np.argmax(values >= high)) if np.any(values >= high) else None
     if left is None or top is None:
         return None
-    # Start of the jump: the last point still near the best before the curve crossed 90%.
+    # The jump: from the last point near the best to the first one past half of the rise.
     jump_from = steps[max(0, left - 1)]
-    jump_to = steps[top]
-    if (jump_to - jump_from) > settings.blowup_sudden * st.span + 1e-9 and top - left > 1:
+    jump_to = steps[int(np.argmax(values >= st.best + 0.5 * rise))]
+    sudden = (jump_to - jump_from) <= settings.blowup_sudden * st.span + 1e-9 or top - left <= 1
+    # A slower rise that has since levelled off high is a blow-up too (a regime change); one
+    # still rising at the end is divergence.
+    if not sudden and (st.recent is None or st.recent.direction == RISING):
         return None
     # It must not come back: the last stretch stays above half the jump.
     if st.end < st.best + 0.5 * rise:
@@ -252,12 +255,11 @@ def pair_findings(
     if main is None or main.stats.finite_points == 0:
         return []
     out: List[Finding] = []
-    for v in (train, val):
-        if v is not None:
-            blowup = blowup_finding(v, group, settings)
-            if blowup:
-                out.append(blowup)
-                break
+    # On the main curve only: a validation curve that shoots up while training is fine is
+    # overfitting, which the table reports.
+    blowup = blowup_finding(main, group, settings)
+    if blowup:
+        out.append(blowup)
     before = out[0].step_range[0] if out else None
     spikes = spikes_finding(main, before)
     if spikes:
@@ -294,9 +296,9 @@ def learned(st: CurveStats, settings: Settings) -> bool:
 
 
 def oscillating(st: CurveStats, settings: Settings) -> bool:
-    if st.recent is None or st.recent.direction == FALLING or st.swing <= 0:
-        return False
-    return st.swing >= settings.oscillation_ratio * st.improvement
+    """It learned something, but its point-to-point swings are at least `oscillation_ratio` of
+    everything it learned. (A curve that learned nothing is `not_learning`, however noisy.)"""
+    return learned(st, settings) and st.noise >= settings.oscillation_ratio * st.improvement
 
 
 def single_finding(v: View, settings: Settings) -> Optional[Finding]:
@@ -305,7 +307,7 @@ def single_finding(v: View, settings: Settings) -> Optional[Finding]:
     if not learned(st, settings):
         if st.recent.direction == RISING:
             return diverging_finding([v])
-        return oscillation_finding(v) if oscillating(st, settings) else not_learning_finding(v)
+        return not_learning_finding(v)
     if oscillating(st, settings):
         return oscillation_finding(v)
     direction = st.recent.direction
@@ -324,8 +326,6 @@ def table_finding(train: View, val: View, settings: Settings) -> Optional[Findin
     if not learned(t, settings) and not learned(w, settings):
         if t.recent.direction == RISING:
             return diverging_finding([train, val] if w.recent.direction == RISING else [train])
-        if oscillating(t, settings):
-            return oscillation_finding(train)
         return not_learning_finding(train, val)
     if oscillating(t, settings):
         return oscillation_finding(train)
@@ -460,12 +460,13 @@ def oscillation_finding(v: View) -> Finding:
     return _finding(
         "oscillation", [v],
         f"{v.name.capitalize()} swings without converging",
-        f"Since step {fmt_step(r.start_step)} the {v.name} swings by about {fmt(st.swing)} "
-        f"around its trend, against {fmt(st.improvement)} of total improvement, and is not "
-        f"trending down.",
+        f"The {v.name} jumps by about {fmt(st.noise)} from one point to the next, "
+        f"{st.noise / st.improvement:.0%} of the {fmt(st.improvement)} it improved in all."
+        if st.improvement > 0 else
+        f"The {v.name} jumps by about {fmt(st.noise)} from one point to the next without improving.",
         r.start_step, (r.start_step, r.end_step),
-        {**_levels(v), "swing": st.swing, "improvement": st.improvement,
-         "swing_over_improvement": st.swing / st.improvement if st.improvement > 0 else None},
+        {**_levels(v), "noise": st.noise, "improvement": st.improvement,
+         "noise_over_improvement": st.noise / st.improvement if st.improvement > 0 else None},
         confidence=0.7,
     )
 

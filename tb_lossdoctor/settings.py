@@ -73,5 +73,5 @@ class Settings:
 
     # --- oscillation -----------------------------------------------------------------------
     oscillation_ratio: float = 0.25
-    """Swings of the smoothed curve (beyond what point noise explains) larger than this fraction
-    of the improvement made: the curve is oscillating rather than converging."""
+    """Point-to-point swings (robust noise) of at least this fraction of the total improvement:
+    the loss is bouncing rather than converging."""

@@ -1,0 +1,151 @@
+"""Rules on constructed curves: each pathology gets its code, healthy curves stay clean.
+
+These complement the real demo runs: the shapes are textbook, the noise is realistic
+(multiplicative minibatch noise on per-step training curves, little on validation).
+"""
+
+import numpy as np
+import pytest
+
+from tb_lossdoctor.engine import diagnose
+from tb_lossdoctor.series import make_series
+
+N, EVERY = 2000, 100
+T = np.linspace(0, 1, N)
+VAL_STEPS = np.arange(EVERY - 1, N, EVERY)
+
+
+def run(train, val=None, seed=0, noise=0.1, extra=()):
+    rng = np.random.default_rng(seed)
+    series = [make_series("r", "train_loss", np.arange(N), train * (1 + noise * rng.standard_normal(N)))]
+    if val is not None:
+        series.append(make_series("r", "val_loss", VAL_STEPS, val[VAL_STEPS] * (1 + 0.01 * rng.standard_normal(VAL_STEPS.size))))
+    return diagnose(list(series) + list(extra))["runs"][0]
+
+
+def codes(r):
+    return [f["code"] for f in r["findings"]]
+
+
+def decay(tau=0.1, floor=0.3, top=2.0):
+    return floor + top * np.exp(-T / tau)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("noise", [0.02, 0.15, 0.4])
+def test_healthy_runs_get_no_warning(seed, noise):
+    rng = np.random.default_rng(1000 + seed)
+    tau = rng.uniform(0.04, 0.2)
+    shape = decay(tau) if seed % 2 else 0.3 + 2 / (1 + 5 * T / tau)
+    r = run(shape, shape + 0.05, seed=seed, noise=noise)
+    assert r["status"] == "ok", [(f["code"], f["summary"]) for f in r["findings"]]
+
+
+def test_nan_after_finite_start():
+    train = decay()
+    train[1500:] = np.nan
+    r = run(train, decay() + 0.05, noise=0.0)
+    nan = next(f for f in r["findings"] if f["code"] == "nan")
+    assert nan["step"] == 1500 and r["status"] == "error"
+
+
+def test_nan_from_step_zero():
+    r = run(np.full(N, np.nan), noise=0.0)
+    assert codes(r) == ["nan"] and r["findings"][0]["step"] == 0
+
+
+def test_blowup_that_stays_high():
+    train = decay(0.05)
+    train[1200:] = 5.0
+    r = run(train, noise=0.05)
+    assert "blowup" in codes(r)
+    blow = next(f for f in r["findings"] if f["code"] == "blowup")
+    assert 1150 <= blow["step"] <= 1260
+
+
+def test_blowup_is_explained_by_the_learning_rate_peak():
+    train = decay(0.05)
+    train[1000:] = 4.0
+    lr = make_series("r", "learning_rate", np.arange(N), np.minimum(T / 0.48, 1.0) * 0.1)
+    r = run(train, noise=0.05, extra=[lr])
+    blow = next(f for f in r["findings"] if f["code"] == "blowup")
+    assert blow["evidence"]["learning_rate_peak_step"] <= blow["step"]
+    assert "learning rate" in blow["summary"]
+
+
+def test_spikes_that_recover():
+    train = decay(0.05)
+    r0 = run(train, decay(0.05) + 0.05, noise=0.02)
+    assert "spikes" not in codes(r0)
+    noisy = decay(0.05).copy()
+    rng = np.random.default_rng(0)
+    series = noisy * (1 + 0.02 * rng.standard_normal(N))
+    series[[700, 1300]] = 6.0
+    r = diagnose([make_series("r", "loss", np.arange(N), series)])["runs"][0]
+    spikes = next(f for f in r["findings"] if f["code"] == "spikes")
+    assert spikes["evidence"]["spike_steps"] == [700, 1300]
+
+
+def test_diverging_both_rise():
+    rising = 0.5 + 1.5 * T
+    r = run(rising, rising + 0.1, noise=0.05)
+    assert codes(r)[0] == "diverging"
+
+
+def test_not_learning_flat_from_start():
+    r = run(np.full(N, 2.3026), np.full(N, 2.3030), noise=0.05)
+    assert codes(r) == ["not_learning"]
+
+
+def test_overfitting_reports_best_validation_step():
+    val = 0.6 + 0.8 * np.exp(-T / 0.1) + 0.8 * np.clip(T - 0.4, 0, None)
+    r = run(decay(0.1, floor=0.05), val, noise=0.05)
+    over = next(f for f in r["findings"] if f["code"] == "overfitting")
+    assert abs(over["step"] - 0.4 * N) < 0.12 * N
+    assert any("restore that checkpoint" in a for a in over["advice"])
+
+
+def test_data_problem_train_flat_val_falls():
+    r = run(np.full(N, 1.5), 0.3 + 1.2 * np.exp(-T / 0.5), noise=0.05)
+    assert codes(r) == ["data_problem"]
+
+
+def test_plateau_at_poor_level():
+    shape = 1.6 + 0.4 * np.exp(-T / 0.05)
+    r = run(shape, shape + 0.02, noise=0.05)
+    assert codes(r) == ["plateau"]
+
+
+def test_slow_convergence_linear_and_far_from_floor():
+    shape = 2.3 - 0.3 * T
+    r = run(shape, shape + 0.02, noise=0.01)
+    assert codes(r) == ["slow_convergence"]
+
+
+def test_still_learning():
+    shape = 0.2 + 2 * np.exp(-T / 0.6)
+    r = run(shape, shape + 0.05, noise=0.05)
+    assert codes(r) == ["still_learning"]
+
+
+def test_oscillation_lr_too_high():
+    # Drifts down a little while bouncing by far more than that from one point to the next.
+    rng = np.random.default_rng(3)
+    steps = np.arange(0, 2000, 5)
+    swings = 1.4 - 0.4 * steps / 2000 + 0.4 * rng.standard_normal(steps.size)
+    r = diagnose([make_series("r", "train_loss", steps, swings)])["runs"][0]
+    assert codes(r) == ["oscillation"]
+
+
+def test_too_early():
+    r = diagnose([make_series("r", "loss", [0, 1, 2], [2.3, 1.9, 1.7])])["runs"][0]
+    assert codes(r) == ["too_early"]
+
+
+def test_accuracy_is_mirrored():
+    acc = 0.95 - 0.85 * np.exp(-T / 0.1)
+    val = 0.9 - 0.8 * np.exp(-T / 0.1) - 0.3 * np.clip(T - 0.4, 0, None)
+    series = [make_series("r", "train_acc", np.arange(N), acc),
+              make_series("r", "val_acc", VAL_STEPS, val[VAL_STEPS])]
+    r = diagnose(series)["runs"][0]
+    assert codes(r) == ["overfitting"]
