@@ -10,6 +10,7 @@ changes no verdict.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -18,6 +19,12 @@ from tb_lossdoctor.settings import Settings
 
 FALLING, FLAT, RISING = "falling", "flat", "rising"
 _MAD_TO_SIGMA = 1.4826
+
+
+@lru_cache(maxsize=128)
+def _pairs(n: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j) with i < j, for the pairwise statistics of short smoothed curves."""
+    return np.triu_indices(n, k=1)
 
 
 @dataclass
@@ -65,7 +72,6 @@ class CurveStats:
     overall: Optional[Trend] = None
     since_best: Optional[Trend] = None  # trend from the best point to the end
     spikes: List[Tuple[int, float]] = field(default_factory=list)  # (step, height above base)
-    swing: float = 0.0  # scatter of the smoothed curve beyond point noise
 
     @property
     def improvement(self) -> float:
@@ -116,7 +122,6 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
             bin_steps[after_best], smoothed[after_best], stats, settings, scale, whole=True
         )
     stats.spikes = find_spikes(steps, scaled, settings, scale, bin_steps, bin_values)
-    stats.swing = smoothed_swing(bin_steps, bin_values, per_bin, stats.noise / scale) * scale
     return stats
 
 
@@ -143,6 +148,14 @@ def bin_ids(steps: np.ndarray, bins: int) -> np.ndarray:
     return np.minimum(((steps - lo) / width).astype(np.int64), bins - 1)
 
 
+def _run_starts(ids: np.ndarray) -> np.ndarray:
+    """Indices where a new run of equal ids begins."""
+    change = np.empty(ids.size, dtype=bool)
+    change[0] = True
+    np.not_equal(ids[1:], ids[:-1], out=change[1:])
+    return np.flatnonzero(change)
+
+
 def grouped_medians(values: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(start index of each group, median of each group) for non-decreasing group `ids`.
 
@@ -150,8 +163,8 @@ def grouped_medians(values: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np
     orders the values inside each one, so one lexsort gives every median.
     """
     n = values.size
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    counts = np.diff(np.r_[starts, n])
+    starts = _run_starts(ids)
+    counts = np.diff(starts, append=n)
     if counts.size and np.all(counts == counts[0]):  # evenly logged: a plain reshape
         return starts, np.median(values.reshape(counts.size, counts[0]), axis=1)
     order = np.lexsort((values, ids))
@@ -172,7 +185,7 @@ def bin_medians(
         return steps.astype(np.float64), values.copy(), 1.0
     ids = bin_ids(steps, bins)
     starts, medians = grouped_medians(values, ids)
-    counts = np.diff(np.r_[starts, n])
+    counts = np.diff(starts, append=n)
     bin_step = steps[starts + (counts - 1) // 2]
     return bin_step.astype(np.float64), medians, float(n) / starts.size
 
@@ -204,10 +217,10 @@ def theil_sen(x: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
     """Robust line fit: (slope, intercept), the medians of pairwise slopes and of residuals."""
     if x.size < 2:
         return 0.0, float(y[0]) if y.size else 0.0
-    dx = np.subtract.outer(x, x)
-    dy = np.subtract.outer(y, y)
-    upper = np.triu(dx > 0, k=1) | np.triu(dx < 0, k=1)
-    slopes = dy[upper] / dx[upper]
+    i, j = _pairs(x.size)
+    dx = x[j] - x[i]
+    keep = dx != 0
+    slopes = (y[j] - y[i])[keep] / dx[keep]
     slope = median(slopes) if slopes.size else 0.0
     return slope, median(y - slope * x)
 
@@ -220,7 +233,8 @@ def mann_kendall_z(y: np.ndarray) -> float:
     n = y.size
     if n < 3:
         return 0.0
-    s = float(np.sign(np.subtract.outer(y, y))[np.triu_indices(n, k=1)].sum()) * -1.0
+    i, j = _pairs(n)
+    s = float(np.sign(y[j] - y[i]).sum())
     var = n * (n - 1) * (2 * n + 5) / 18.0
     return (s - np.sign(s)) / np.sqrt(var) if s != 0 else 0.0
 
@@ -295,7 +309,7 @@ def find_spikes(
     # Noise is often larger early in training: measure it locally, per bin.
     ids = bin_ids(steps, settings.bins)
     starts, local = grouped_medians(np.abs(residual), ids)
-    sigma = _MAD_TO_SIGMA * np.repeat(local, np.diff(np.r_[starts, values.size]))
+    sigma = _MAD_TO_SIGMA * np.repeat(local, np.diff(starts, append=values.size))
     threshold = np.maximum(settings.spike_noise * sigma, settings.spike_min_height * value_range)
     tall = residual > threshold
     if not tall.any():
@@ -303,30 +317,7 @@ def find_spikes(
     # Above both neighbours by the threshold: it rose from the baseline and came back (the
     # first and last points have only one side, so they are never spikes).
     rise = residual[1:-1] - np.maximum(residual[:-2], residual[2:])
-    isolated = np.r_[False, rise > threshold[1:-1], False]
+    isolated = np.zeros(values.size, dtype=bool)
+    isolated[1:-1] = rise > threshold[1:-1]
     hits = np.flatnonzero(tall & isolated)
     return [(int(steps[i]), float(residual[i] * scale)) for i in hits]
-
-
-def smoothed_swing(
-    bin_steps: np.ndarray, bin_values: np.ndarray, points_per_bin: float, point_sigma: float
-) -> float:
-    """Scatter of the smoothed curve around a running trend, minus what point noise explains.
-
-    With one point per bin the scatter is the point noise itself; with many points per bin the
-    medians should be quiet, and what remains is slow swinging (a learning rate too high).
-    """
-    if bin_values.size < 5:
-        return 0.0
-    y = bin_values
-    # Local trend: median of 5 neighbours; the swing is how far bins stray from it.
-    padded = np.pad(y, 2, mode="edge")
-    local = np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
-    # Second half of the run only: the early fall is learning, not swinging.
-    half = y.size // 2
-    resid = (y - local)[half:]
-    scatter = _MAD_TO_SIGMA * median(np.abs(resid))
-    if points_per_bin >= 3:
-        expected = 1.2533 * point_sigma / np.sqrt(points_per_bin)
-        return float(np.sqrt(max(0.0, scatter**2 - expected**2)))
-    return scatter
