@@ -156,6 +156,13 @@ def _run_starts(ids: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
+def _run_lengths(starts: np.ndarray, n: int) -> np.ndarray:
+    lengths = np.empty(starts.size, dtype=np.int64)
+    lengths[:-1] = starts[1:] - starts[:-1]
+    lengths[-1] = n - starts[-1]
+    return lengths
+
+
 def grouped_medians(values: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(start index of each group, median of each group) for non-decreasing group `ids`.
 
@@ -164,7 +171,7 @@ def grouped_medians(values: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np
     """
     n = values.size
     starts = _run_starts(ids)
-    counts = np.diff(starts, append=n)
+    counts = _run_lengths(starts, n)
     if counts.size and np.all(counts == counts[0]):  # evenly logged: a plain reshape
         return starts, np.median(values.reshape(counts.size, counts[0]), axis=1)
     order = np.lexsort((values, ids))
@@ -185,7 +192,7 @@ def bin_medians(
         return steps.astype(np.float64), values.copy(), 1.0
     ids = bin_ids(steps, bins)
     starts, medians = grouped_medians(values, ids)
-    counts = np.diff(starts, append=n)
+    counts = _run_lengths(starts, n)
     bin_step = steps[starts + (counts - 1) // 2]
     return bin_step.astype(np.float64), medians, float(n) / starts.size
 
@@ -194,7 +201,7 @@ def point_noise(values: np.ndarray) -> float:
     """Robust standard deviation of point-to-point noise, from first differences (trend-free)."""
     if values.size < 3:
         return 0.0
-    diffs = np.diff(values)
+    diffs = values[1:] - values[:-1]
     centred = np.abs(diffs - median(diffs))
     sigma = _MAD_TO_SIGMA * median(centred) / np.sqrt(2.0)
     if sigma == 0.0:  # quantised or mostly constant values: fall back to the mean deviation
@@ -309,7 +316,7 @@ def find_spikes(
     # Noise is often larger early in training: measure it locally, per bin.
     ids = bin_ids(steps, settings.bins)
     starts, local = grouped_medians(np.abs(residual), ids)
-    sigma = _MAD_TO_SIGMA * np.repeat(local, np.diff(starts, append=values.size))
+    sigma = _MAD_TO_SIGMA * np.repeat(local, _run_lengths(starts, values.size))
     threshold = np.maximum(settings.spike_noise * sigma, settings.spike_min_height * value_range)
     tall = residual > threshold
     if not tall.any():
