@@ -6,7 +6,7 @@ Diagnosis tab, enters the plugin's iframe, and checks that
 - expanding a finding (by keyboard) draws its chart on a canvas;
 - the run filter narrows the list, and an invalid regular expression shows an error, not a crash;
 - the hostile run name is shown as text: no dialog fires and no <img src=x> element exists.
-It saves docs/screenshot.png.
+It saves a screenshot per backend in the temp folder (UPDATE_SCREENSHOT=1 refreshes docs/screenshot.png).
 
 Needs the package installed so TensorBoard finds the plugin (`pip install -e . --no-deps`),
 Playwright (Python) and Debian's Chromium at /usr/bin/chromium (never a downloaded browser).
@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -132,8 +133,10 @@ def browser():
             b.close()
 
 
-@pytest.fixture(scope="module")
-def tensorboard_server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["true", "false"], ids=["load_fast", "python_reader"])
+def tensorboard_server(request, tmp_path_factory):
+    """A real `tensorboard` on the demo logs, with the Rust data server and with the Python
+    reader (`--load_fast`), since the plugin must behave the same on both."""
     eps = metadata.entry_points()
     group = eps.select(group="tensorboard_plugins") if hasattr(eps, "select") else eps.get("tensorboard_plugins", [])
     if not any(ep.name == "lossdoctor" for ep in group):
@@ -156,6 +159,7 @@ def tensorboard_server(tmp_path_factory):
         "--port", str(port),
         "--samples_per_plugin", "scalars=0",  # the same points the CLI's diagnosis sees
         "--reload_interval", "2",
+        "--load_fast", request.param,
     ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     base = f"http://127.0.0.1:{port}"
@@ -181,7 +185,7 @@ def tensorboard_server(tmp_path_factory):
                     f"{log_path.read_text(errors='replace')[-4000:]}"
                 )
             time.sleep(1)
-        yield base, expected
+        yield base, expected, request.param
     finally:
         proc.terminate()
         try:
@@ -219,7 +223,7 @@ def _ensure_open(card):
 
 
 def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
-    base, expected = tensorboard_server
+    base, expected, load_fast = tensorboard_server
     context = browser.new_context(viewport={"width": 1280, "height": 960}, color_scheme="light")
     page = context.new_page()
     dialogs: list = []
@@ -294,8 +298,12 @@ def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
         # The screenshot for the README: the worst run with its chart.
         frame.evaluate("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
         page.mouse.move(0, 0)
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT))
+        # Saved beside the logs; UPDATE_SCREENSHOT=1 also refreshes the README's copy.
+        shot = Path(tempfile.gettempdir()) / f"lossdoctor-e2e-{load_fast}.png"
+        page.screenshot(path=str(shot))
+        if os.environ.get("UPDATE_SCREENSHOT") and load_fast == "true":
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shot, SCREENSHOT)
 
         # The run filter (a regular expression, as in TensorBoard) narrows the list.
         total = frame.locator(".ld-card").count()
