@@ -124,6 +124,11 @@ def render_text(report: dict, *, color: bool = False, info: Optional[dict] = Non
             "note: some curves were sampled by TensorBoard (not every point was kept); "
             "steps are approximate."
         )
+    ignored = report.get("ignored") or []
+    if ignored:
+        shown = ", ".join(clean(_problem_text({**i, "reason": ""}).rstrip(": ")) for i in ignored[:3])
+        more = f", ... ({len(ignored) - 3} more)" if len(ignored) > 3 else ""
+        notes.append(f"not diagnosed: {len(ignored)} series with no recognised training metric ({shown}{more})")
     if info and info.get("reader"):
         used = "TensorBoard data server" if info["reader"] == "server" else "Python event reader"
         line = f"read with the {used}"

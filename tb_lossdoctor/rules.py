@@ -296,23 +296,37 @@ def learned(st: CurveStats, settings: Settings) -> bool:
 
 
 def oscillating(st: CurveStats, settings: Settings) -> bool:
-    """It learned something, but its point-to-point swings are at least `oscillation_ratio` of
-    everything it learned. (A curve that learned nothing is `not_learning`, however noisy.)"""
-    return learned(st, settings) and st.noise >= settings.oscillation_ratio * st.improvement
+    """Its point-to-point swings are at least `oscillation_ratio` of everything it learned,
+    though it did come down by more than one swing (a curve that never moved beyond its noise
+    is `not_learning`; float jitter on a constant curve is no swing)."""
+    if st.noise <= settings.not_learning_relative * abs(st.start):
+        return False
+    return st.noise < st.improvement <= st.noise / settings.oscillation_ratio
+
+
+def sustained_rise(st: CurveStats) -> bool:
+    """Rising recently and, significantly, all the way from the best point: a steady climb, not
+    the upswing of an oscillation."""
+    return (
+        st.recent is not None
+        and st.recent.direction == RISING
+        and st.since_best is not None
+        and st.since_best.direction == RISING
+    )
 
 
 def single_finding(v: View, settings: Settings) -> Optional[Finding]:
     """Verdict from one curve's own trend (no usable validation curve)."""
     st = v.stats
-    if not learned(st, settings):
-        if st.recent.direction == RISING:
-            return diverging_finding([v])
-        return not_learning_finding(v)
     if oscillating(st, settings):
         return oscillation_finding(v)
-    direction = st.recent.direction
-    if direction == RISING:
+    if sustained_rise(st):
         return diverging_finding([v])
+    if not learned(st, settings):
+        return not_learning_finding(v)
+    direction = st.recent.direction
+    if direction == RISING:  # an upswing that is not a steady climb
+        direction = FLAT
     if direction == FALLING:
         if is_slow(v, settings):
             return slow_finding(v)
@@ -323,19 +337,19 @@ def single_finding(v: View, settings: Settings) -> Optional[Finding]:
 def table_finding(train: View, val: View, settings: Settings) -> Optional[Finding]:
     """The checklist's train/validation table, on the recent trends of both curves."""
     t, w = train.stats, val.stats
-    if not learned(t, settings) and not learned(w, settings):
-        if t.recent.direction == RISING:
-            return diverging_finding([train, val] if w.recent.direction == RISING else [train])
-        return not_learning_finding(train, val)
     if oscillating(t, settings):
         return oscillation_finding(train)
+    if sustained_rise(t):
+        return diverging_finding([train, val] if sustained_rise(w) else [train])
+    if not learned(t, settings) and not learned(w, settings):
+        return not_learning_finding(train, val)
     # Both curves measure the same metric in the same units: judge them with one yardstick.
     common_range = max(t.value_range, w.value_range)
     td = t.recent.direction_against(common_range, settings)
     vd = w.recent.direction_against(common_range, settings)
-    if td == RISING and vd == RISING:
-        return diverging_finding([train, val])
-    if td != RISING and val_has_regressed(w, settings):
+    if td == RISING:  # an upswing that is not a steady climb (that was handled above)
+        td = FLAT
+    if val_has_regressed(w, settings):
         return overfitting_finding(train, val)
     if td == FALLING and vd == FLAT and val_stalled(w, settings):
         return overfitting_finding(train, val)
@@ -343,8 +357,6 @@ def table_finding(train: View, val: View, settings: Settings) -> Optional[Findin
         return data_problem_finding(train, val)
     if td == FLAT and vd == FALLING:
         td = FALLING  # train is only noisier: its change is compatible with validation's
-    if td == RISING:
-        return diverging_finding([train])
     if td == FALLING:
         if is_slow(train, settings):
             return slow_finding(train, val)

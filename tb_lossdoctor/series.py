@@ -61,6 +61,9 @@ def make_series(
     wall_times = np.asarray(wall_times, dtype=np.float64).ravel()
     n = min(steps.size, values.size, wall_times.size)
     steps, values, wall_times = steps[:n], values[:n], wall_times[:n]
+    if n < 2 or bool(np.all(steps[1:] > steps[:-1])):
+        # The common case (and every one-point tag): already strictly increasing, nothing to do.
+        return Series(run, tag, steps, values, wall_times, sampled=sampled)
     notes = []
     keep = _latest_write_mask(steps)
     if not keep.all():

@@ -198,14 +198,18 @@ def bin_medians(
 
 
 def point_noise(values: np.ndarray) -> float:
-    """Robust standard deviation of point-to-point noise, from first differences (trend-free)."""
-    if values.size < 3:
+    """Robust standard deviation of point-to-point noise, value units.
+
+    From second differences, which cancel any locally straight trend (a steadily accelerating
+    curve is not noise): for independent noise of deviation s they have deviation s * sqrt(6).
+    """
+    if values.size < 4:
         return 0.0
-    diffs = values[1:] - values[:-1]
-    centred = np.abs(diffs - median(diffs))
-    sigma = _MAD_TO_SIGMA * median(centred) / np.sqrt(2.0)
+    second = values[2:] - 2.0 * values[1:-1] + values[:-2]
+    centred = np.abs(second - median(second))
+    sigma = _MAD_TO_SIGMA * median(centred) / np.sqrt(6.0)
     if sigma == 0.0:  # quantised or mostly constant values: fall back to the mean deviation
-        sigma = 1.2533 * float(np.mean(centred)) / np.sqrt(2.0)
+        sigma = 1.2533 * float(np.mean(centred)) / np.sqrt(6.0)
     return sigma
 
 
@@ -213,7 +217,9 @@ def _levels(stats: CurveStats, raw: np.ndarray) -> None:
     """Start level (first raw points: the smoothed first bin may already be past the early
     drop), best and end levels of the smoothed curve."""
     values, steps = stats.bin_values, stats.bin_steps
-    stats.start = median(raw[: max(1, min(5, raw.size // 20))])
+    # The first 2% of points (1 to 25): enough to steady a noisy per-batch start, few enough
+    # to stay before the early drop of an epoch-level curve.
+    stats.start = median(raw[: min(25, max(1, raw.size // 50))])
     k = max(1, min(3, values.size // 10))  # a few bins at the end, one for short curves
     stats.end = median(values[-k:])
     best = int(np.argmin(values))

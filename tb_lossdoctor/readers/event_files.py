@@ -13,20 +13,32 @@ import logging
 import os
 from typing import List, Optional, Tuple
 
+from tb_lossdoctor.readers.logdir import is_url
 from tb_lossdoctor.series import Series
 
 
 class _Collect(logging.Handler):
-    """Keeps TensorBoard's warnings (truncated records, unreadable files) as problems instead
-    of letting them reach the user's terminal as log noise."""
+    """Keeps TensorBoard's warnings (unreadable files, failed reloads) as problems instead of
+    letting them reach the user's terminal as log noise.
+
+    TensorBoard's event loader reports a record it could not read (cut mid-record, or corrupt
+    bytes) only at DEBUG level ("Truncated record in FILE (reason)") and then stops reading that
+    file; those messages are kept too, since the points after them are lost."""
 
     def __init__(self):
-        super().__init__(logging.WARNING)
+        super().__init__(logging.DEBUG)
         self.messages: List[str] = []
 
     def emit(self, record):
         try:
-            self.messages.append(record.getMessage())
+            if record.levelno >= logging.WARNING:
+                self.messages.append(record.getMessage())
+            elif record.levelno == logging.DEBUG and str(record.msg).startswith("Truncated record"):
+                path, detail = (tuple(record.args) + ("", ""))[:2]
+                self.messages.append(
+                    f"stopped reading {path} at an incomplete or corrupt record ({detail}); "
+                    "the points after it, if any, were not read"
+                )
         except Exception:  # a broken log record must not break reading
             pass
 
@@ -51,16 +63,25 @@ def read_logdir(
         _prefer_tensorboard_stub(logdir)
     tb_logger = tb_logging.get_logger()
     handler = _Collect()
-    old_propagate = tb_logger.propagate
+    old_propagate, old_level = tb_logger.propagate, tb_logger.level
     tb_logger.addHandler(handler)
     tb_logger.propagate = False
+    tb_logger.setLevel(logging.DEBUG)  # see _Collect: truncated records are DEBUG messages
+    walk_problems: List[dict] = []
     try:
         multiplexer = plugin_event_multiplexer.EventMultiplexer(
             tensor_size_guidance={"scalars": 0},  # 0 = keep every point
         )
         if runs is None:
-            multiplexer.AddRunsFromDirectory(logdir)
-        else:
+            try:
+                multiplexer.AddRunsFromDirectory(logdir)
+            except UnicodeError:
+                # TensorBoard's directory walk stops at the first file name that is not UTF-8,
+                # losing every run after it: list the run folders ourselves, skipping those.
+                if is_url(logdir):
+                    raise
+                runs, walk_problems = _local_runs(logdir)
+        if runs is not None:
             for run in runs:
                 path = logdir if run == "." else os.path.join(logdir, *run.split("/"))
                 multiplexer.AddRun(path, name=run)
@@ -70,7 +91,8 @@ def read_logdir(
     finally:
         tb_logger.removeHandler(handler)
         tb_logger.propagate = old_propagate
-    problems = list(problems)
+        tb_logger.setLevel(old_level)
+    problems = walk_problems + list(problems)
     seen = set()
     for msg in handler.messages:
         if msg not in seen:
@@ -91,10 +113,46 @@ def _prefer_tensorboard_stub(logdir: str) -> None:
     import sys
     import types
 
-    from tb_lossdoctor.readers.logdir import is_url
-
     if is_url(logdir) or "tensorflow" in sys.modules or "tensorboard.compat.notf" in sys.modules:
         return
     # If `tensorboard.compat.tf` was already resolved, it resolved either to TensorFlow (then
     # "tensorflow" is in sys.modules and we returned above) or to the stub: the marker is moot.
     sys.modules["tensorboard.compat.notf"] = types.ModuleType("tensorboard.compat.notf")
+
+
+def _local_runs(logdir: str) -> Tuple[List[str], List[dict]]:
+    """Run names (relative folder paths, "." for the logdir) of every folder holding an event
+    file, as TensorBoard names them; folders whose path is not valid UTF-8 are listed as
+    problems instead (TensorBoard's Python reader cannot open them). Directory symlinks are
+    followed once each (a symlink loop is not walked forever)."""
+    top = os.fsencode(logdir)
+    runs, problems, seen = [], [], set()
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        try:
+            real = os.path.realpath(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        if not any(b"tfevents" in f for f in filenames):
+            continue
+        rel = os.path.relpath(dirpath, top)
+        try:
+            name = "." if rel == b"." else rel.decode("utf-8").replace(os.sep, "/")
+            for f in filenames:
+                if b"tfevents" in f:
+                    f.decode("utf-8")
+        except UnicodeDecodeError:
+            shown = rel.decode("utf-8", errors="replace").replace(os.sep, "/")
+            problems.append({
+                "run": shown,
+                "tag": "",
+                "reason": "a file or folder name here is not valid UTF-8: TensorBoard's Python "
+                "reader cannot open it (the data server reader can)",
+            })
+            continue
+        runs.append(name)
+    return sorted(runs), problems

@@ -71,13 +71,61 @@ def read_logdir(
                     logdir, reader, series, problems, dropped, info, avoid_tensorflow
                 )
             info["seconds"] = round(time.monotonic() - start, 3)
-            return series, problems, info
+            return series, problems + scan_problems(logdir, series, problems), info
     from tb_lossdoctor.readers import event_files
 
     start = time.monotonic()
     series, problems = event_files.read_logdir(logdir, avoid_tensorflow=avoid_tensorflow)
     info.update(reader="python", seconds=round(time.monotonic() - start, 3))
-    return series, problems, info
+    return series, problems + scan_problems(logdir, series, problems), info
+
+
+MAX_SCAN_PROBLEMS = 50
+
+
+def scan_problems(logdir: str, series: List[Series], problems: List[dict]) -> List[dict]:
+    """What the readers skip without a word, found by listing a local logdir (no parsing):
+    empty event files, event files that cannot be opened, and run folders with event files
+    from which no scalar was read (and that no other problem already names)."""
+    if is_url(logdir):
+        return []
+    top = os.fsencode(logdir)
+    read_runs = {s.run for s in series}
+    named = {p.get("run") for p in problems if p.get("run")}
+    out: List[dict] = []
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop, or a folder linked twice
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        files = sorted(f for f in filenames if b"tfevents" in f)
+        if not files:
+            continue
+        rel = os.path.relpath(dirpath, top)
+        run = "." if rel == b"." else os.fsdecode(rel).replace(os.sep, "/")
+        run = run.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        found = []
+        for f in files:
+            path = os.path.join(dirpath, f)
+            shown = os.fsdecode(f).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            try:
+                size = os.stat(path).st_size
+                with open(path, "rb") as fh:
+                    fh.read(1)
+            except OSError as exc:
+                found.append(f"cannot read event file {shown}: {exc.strerror or exc}")
+                continue
+            if size == 0:
+                found.append(f"empty event file {shown} (0 bytes)")
+        if run not in read_runs and run not in named and not found:
+            found.append("no scalar was read from this run's event files")
+        out.extend({"run": run, "tag": "", "reason": reason} for reason in found)
+    if len(out) > MAX_SCAN_PROBLEMS:
+        extra = len(out) - MAX_SCAN_PROBLEMS
+        out = out[:MAX_SCAN_PROBLEMS] + [{"run": "", "tag": "", "reason": f"... and {extra} more"}]
+    return out
 
 
 def _complete_dropped(logdir, reader, series, problems, dropped, info, avoid_tensorflow):
