@@ -149,3 +149,23 @@ def test_accuracy_is_mirrored():
               make_series("r", "val_acc", VAL_STEPS, val[VAL_STEPS])]
     r = diagnose(series)["runs"][0]
     assert codes(r) == ["overfitting"]
+
+
+def test_accelerating_rise_over_few_epochs_is_divergence_not_oscillation():
+    # An epoch-level loss growing 8% per epoch: smooth, no noise, just an accelerating climb.
+    steps = np.arange(1, 31)
+    train = 9.5 * 1.08 ** (steps - 1)
+    series = [make_series("r", "loss/train", steps, train),
+              make_series("r", "loss/validation", steps, train * 1.01)]
+    r = diagnose(series)["runs"][0]
+    assert codes(r) == ["diverging"]
+
+
+def test_upswing_inside_oscillation_is_not_divergence():
+    # Bounces around a flat level; the last stretch happens to swing upward.
+    rng = np.random.default_rng(11)
+    steps = np.arange(0, 2000, 5)
+    values = 1.0 + 0.3 * np.sin(steps / 150.0) + 0.25 * rng.standard_normal(steps.size)
+    values[:10] += np.linspace(0.8, 0.0, 10)
+    r = diagnose([make_series("r", "train_loss", steps, values)])["runs"][0]
+    assert "diverging" not in codes(r)
