@@ -91,6 +91,8 @@ def render_text(report: dict, *, color: bool = False, info: Optional[dict] = Non
         status = run.get("status", "ok")
         badge = paint(f"[{_BADGE.get(status, status.upper())}]".ljust(9), status)
         name = clean(run.get("run", ""))
+        if name == ".":  # TensorBoard's name for the logdir itself
+            name = ". (the logdir itself)"
         findings = _sorted_findings(run.get("findings", []))
         if status == "ok":
             notes = "; ".join(clean(f.get("title", "")) for f in findings)
