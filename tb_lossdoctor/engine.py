@@ -13,6 +13,9 @@ from tb_lossdoctor.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# A logdir can hold 100,000 unrecognised tags: list a sample, count them all.
+MAX_IGNORED_LISTED = 1000
+
 
 def diagnose(
     series: Iterable[Series],
@@ -40,7 +43,8 @@ def diagnose(
         "generated_at": utc_now(),
         "runs": order_runs(runs),
         "problems": problems,
-        "ignored": ignored,
+        "ignored": ignored[:MAX_IGNORED_LISTED],
+        "ignored_count": len(ignored),
         "sampled": any(s.sampled for s in series),
     }
 

@@ -127,10 +127,11 @@ def render_text(report: dict, *, color: bool = False, info: Optional[dict] = Non
             "steps are approximate."
         )
     ignored = report.get("ignored") or []
+    count = report.get("ignored_count", len(ignored))
     if ignored:
         shown = ", ".join(clean(_problem_text({**i, "reason": ""}).rstrip(": ")) for i in ignored[:3])
-        more = f", ... ({len(ignored) - 3} more)" if len(ignored) > 3 else ""
-        notes.append(f"not diagnosed: {len(ignored)} series with no recognised training metric ({shown}{more})")
+        more = f", ... ({count - 3} more)" if count > 3 else ""
+        notes.append(f"not diagnosed: {count} series with no recognised training metric ({shown}{more})")
     if info and info.get("reader"):
         used = "TensorBoard data server" if info["reader"] == "server" else "Python event reader"
         line = f"read with the {used}"

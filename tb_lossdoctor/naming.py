@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional, Tuple
 
 TRAIN_WORDS = {"train", "training", "trn"}
@@ -81,6 +82,7 @@ def is_learning_rate(tag: str) -> bool:
     return bool(LR_PATTERN.search(tag)) or tag.lower().startswith("lr-")
 
 
+@lru_cache(maxsize=65536)  # tag names repeat across runs; parsing is pure
 def parse_tag(tag: str, run_role: str = "", run_val_rank: int = 0) -> TagMeaning:
     """Interpret a tag; `run_role` is the split implied by the run folder, if any."""
     if is_learning_rate(tag):

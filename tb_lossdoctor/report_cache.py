@@ -111,7 +111,8 @@ _OWN_FIELDS = ("version", "generated_at", "sampling")
 
 
 def merge_reports(parts: List[dict], skeleton: dict) -> dict:
-    """Merge per-group reports into one: runs re-ordered, lists concatenated, flags or-ed.
+    """Merge per-group reports into one: runs re-ordered, lists concatenated, counts added,
+    flags or-ed.
 
     `skeleton` (the engine's report on nothing) gives every top-level field a value even when
     there are no groups; fields the engine adds later are merged by the same rules.
@@ -129,7 +130,13 @@ def merge_reports(parts: List[dict], skeleton: dict) -> dict:
                 out[k].extend(v)
             elif isinstance(v, bool) and isinstance(out.get(k), bool):
                 out[k] = out[k] or v
+            elif isinstance(v, int) and isinstance(out.get(k), int):  # counts add up
+                out[k] += v
     out["runs"] = report_mod.order_runs(list(out.get("runs", [])))
+    if isinstance(out.get("ignored"), list):
+        from tb_lossdoctor.engine import MAX_IGNORED_LISTED
+
+        out["ignored"] = out["ignored"][:MAX_IGNORED_LISTED]
     out.setdefault("problems", [])
     out["sampled"] = bool(out.get("sampled", False))
     return out

@@ -19,8 +19,9 @@ class Settings:
     logged 1,000 or 100,000 times gives the same smoothed shape."""
     recent_fraction: float = 0.3
     """The "recent" window whose trend decides falling / flat / rising: the last 30% of steps."""
-    min_window_bins: int = 4
-    """The recent window holds at least this many bins (or points)."""
+    min_window_bins: int = 6
+    """The recent window holds at least this many bins (or points): with fewer, even a perfectly
+    monotone window cannot pass the rank test at 5%, and every trend would read as flat."""
 
     # --- evidence needed -----------------------------------------------------------------
     min_points: int = 8
