@@ -35,6 +35,8 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 REPORT_PARAMS = frozenset({"run"})
 SERIES_PARAMS = frozenset({"run", "tag"})
 MAX_CHART_POINTS = 20_000
+# The logdir listing (for empty or unreadable event files) is redone at most this often.
+FILE_SCAN_SECONDS = 30.0
 MAX_PARAM_LENGTH = 1024
 
 _CONTENT_TYPES = {
@@ -105,6 +107,9 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
         self._cache = None  # built on first use (imports the engine)
         self._cache_lock = threading.Lock()
         self._static_dir = STATIC_DIR
+        self._logdir = getattr(context, "logdir", None)
+        self._file_scan = (0.0, [])  # (monotonic time, problems)
+        self._file_scan_lock = threading.Lock()
 
     # -- TensorBoard hooks ------------------------------------------------------------------
 
@@ -158,6 +163,28 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
                 self._cache = ReportCache()
             return self._cache
 
+    def _file_problems(self):
+        """Empty or unreadable event files of a local logdir, which the data provider skips
+        without a word; rescanned at most every `FILE_SCAN_SECONDS`."""
+        import time
+
+        logdir = self._logdir
+        if not logdir or "://" in logdir or not os.path.isdir(logdir):
+            return []
+        with self._file_scan_lock:
+            when, problems = self._file_scan
+            if time.monotonic() - when < FILE_SCAN_SECONDS:
+                return problems
+            try:
+                from tb_lossdoctor.readers.logdir import scan_problems
+
+                problems = scan_problems(logdir, [], [], include_unread=False)
+            except Exception:  # a listing failure must never cost the report
+                logger.warning("lossdoctor: scanning the logdir failed", exc_info=True)
+                problems = []
+            self._file_scan = (time.monotonic(), problems)
+            return problems
+
     @wrappers.Request.application
     def _serve_report(self, request):
         args = request.args
@@ -186,6 +213,7 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
                 eid,
                 run=run,
                 sample_limit=report_cache.sample_limit_from_hints(self._sampling_hints),
+                file_problems=self._file_problems(),
             )
         except Exception as exc:
             name = type(exc).__name__

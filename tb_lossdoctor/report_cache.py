@@ -12,9 +12,10 @@ Both caches are bounded (LRU) and guarded by one lock: TensorBoard serves reques
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from tb_lossdoctor import report as report_mod
 from tb_lossdoctor.readers import provider as provider_reader
@@ -168,8 +169,13 @@ class ReportCache:
         *,
         run: Optional[str] = None,
         sample_limit: Optional[int] = DEFAULT_SCALAR_SAMPLES,
+        file_problems: Sequence[dict] = (),
     ) -> str:
-        """The report as JSON text. Raises `UnknownRunGroup` or `ReportUnavailable`."""
+        """The report as JSON text. Raises `UnknownRunGroup` or `ReportUnavailable`.
+
+        `file_problems` are what the logdir's listing showed to be unusable (empty or unreadable
+        event files); the data provider skips those silently, so the plugin passes them in.
+        """
         try:
             listing = provider_reader.list_scalar_tags(provider, ctx, experiment_id) or {}
         except Exception as exc:  # the provider is unreachable or the experiment is unreadable
@@ -181,7 +187,11 @@ class ReportCache:
             if run not in groups:
                 raise UnknownRunGroup(run)
             groups = {run: groups[run]}
-        full_key = (experiment_id, run, sample_limit, tuple(sorted((g, k) for g, (k, _) in groups.items())))
+        if run is not None:
+            file_problems = [p for p in file_problems if p.get("run") == run]
+        file_key = tuple((p.get("run"), p.get("reason")) for p in file_problems)
+        full_key = (experiment_id, run, sample_limit, file_key,
+                    tuple(sorted((g, k) for g, (k, _) in groups.items())))
 
         body = self._reports_get(full_key)
         if body is not None:
@@ -191,6 +201,10 @@ class ReportCache:
             if body is not None:
                 return body
             body, cacheable = self._build(provider, ctx, experiment_id, groups, sample_limit)
+            if file_problems:
+                report = json.loads(body)
+                report["problems"] = list(report.get("problems", [])) + list(file_problems)
+                body = report_mod.dumps(report)
             if cacheable:
                 self._reports.put(full_key, body)
             return body

@@ -83,10 +83,12 @@ def read_logdir(
 MAX_SCAN_PROBLEMS = 50
 
 
-def scan_problems(logdir: str, series: List[Series], problems: List[dict]) -> List[dict]:
+def scan_problems(
+    logdir: str, series: List[Series], problems: List[dict], *, include_unread: bool = True
+) -> List[dict]:
     """What the readers skip without a word, found by listing a local logdir (no parsing):
-    empty event files, event files that cannot be opened, and run folders with event files
-    from which no scalar was read (and that no other problem already names)."""
+    empty event files, event files that cannot be opened, and (with `include_unread`) run
+    folders with event files from which no scalar was read (and that no other problem names)."""
     if is_url(logdir):
         return []
     top = os.fsencode(logdir)
@@ -119,7 +121,7 @@ def scan_problems(logdir: str, series: List[Series], problems: List[dict]) -> Li
                 continue
             if size == 0:
                 found.append(f"empty event file {shown} (0 bytes)")
-        if run not in read_runs and run not in named and not found:
+        if include_unread and run not in read_runs and run not in named and not found:
             found.append("no scalar was read from this run's event files")
         out.extend({"run": run, "tag": "", "reason": reason} for reason in found)
     if len(out) > MAX_SCAN_PROBLEMS:
