@@ -303,3 +303,29 @@ def test_realworld_each_folder_via_server(realworld_dir):
     for folder in sorted(p for p in Path(realworld_dir).iterdir() if p.is_dir()):
         series, problems, info = read_logdir(str(folder), "server")
         assert series, folder
+
+
+def test_data_server_columnar_read_equals_tensorboards_read_scalars():
+    """The columnar shortcut on the data server's stub gives exactly what TensorBoard's public
+    `read_scalars` gives, filtered or not."""
+    import numpy as np
+    from tensorboard import context as tb_context
+    from tensorboard.data import provider as tb_provider
+
+    from tb_lossdoctor.readers import data_server, provider as reader
+
+    demo = Path(__file__).resolve().parents[1] / "demo" / "logs"
+    try:
+        data_server.server_binary_path()
+    except data_server.DataServerError:
+        pytest.skip("no TensorBoard data server binary")
+    ctx = tb_context.RequestContext()
+    with data_server.DataServer(str(demo)) as server:
+        for rtf in (tb_provider.RunTagFilter(), tb_provider.RunTagFilter(runs=["healthy/train"], tags=["epoch_loss"])):
+            fast = reader._data_server_columns(server.provider, "", rtf, reader.NO_DOWNSAMPLING)
+            slow = list(reader._provider_columns(server.provider, ctx, "", rtf, reader.NO_DOWNSAMPLING))
+            assert fast is not None and len(fast) == len(slow) > 0
+            for a, b in zip(sorted(fast, key=lambda c: c[:2]), sorted(slow, key=lambda c: c[:2])):
+                assert a[:2] == b[:2]
+                for x, y in zip(a[2:], b[2:]):
+                    np.testing.assert_array_equal(x, y)
