@@ -160,8 +160,10 @@ def blowup_finding(v: View, group: RunGroup, settings: Settings) -> Optional[Fin
     # still rising at the end is divergence.
     if not sudden and (st.recent is None or st.recent.direction == RISING):
         return None
-    # It must not come back: the last stretch stays above half the jump.
-    if st.end < st.best + 0.5 * rise:
+    # It must not come back: from the jump on, (nearly) every smoothed point stays above half
+    # of it. A curve that keeps dipping back (a cyclic schedule, an oscillation) did not blow up.
+    after_jump = values[steps >= jump_to]
+    if st.end < st.best + 0.5 * rise or np.mean(after_jump >= st.best + 0.5 * rise) < 0.9:
         return None
     evidence = {
         "best_step": st.best_step,
@@ -285,9 +287,11 @@ def pair_findings(
 
 
 def learned(st: CurveStats, settings: Settings) -> bool:
-    """Did the curve move at all? Beyond its own noise, or by a visible share of its level."""
+    """Did the curve move at all? A significant downward trend, or an improvement beyond its
+    noise (plus what picking the best of many noisy points gives by chance), and beyond float
+    jitter on a constant curve."""
     threshold = max(
-        settings.not_learning_noise * st.noise,
+        settings.not_learning_noise * st.noise + st.chance_improvement,
         settings.not_learning_relative * abs(st.start),
     )
     return st.improvement > threshold or (
@@ -296,12 +300,20 @@ def learned(st: CurveStats, settings: Settings) -> bool:
 
 
 def oscillating(st: CurveStats, settings: Settings) -> bool:
-    """Its point-to-point swings are at least `oscillation_ratio` of everything it learned,
-    though it did come down by more than one swing (a curve that never moved beyond its noise
-    is `not_learning`; float jitter on a constant curve is no swing)."""
-    if st.noise <= settings.not_learning_relative * abs(st.start):
+    """It learned something, but its point-to-point swings are at least `oscillation_ratio` of
+    everything it learned (a curve that never moved beyond its noise is `not_learning`)."""
+    return learned(st, settings) and st.noise >= settings.oscillation_ratio * st.improvement
+
+
+def swinging_without_learning(v: View, settings: Settings) -> bool:
+    """Never improved, but jumps by a good share of its distance to the floor: too high a
+    learning rate keeps it bouncing (a dead network sits still instead)."""
+    st = v.stats
+    floor = natural_floor(v)
+    if floor is None:
         return False
-    return st.noise < st.improvement <= st.noise / settings.oscillation_ratio
+    distance = st.start - floor
+    return distance > 0 and st.noise >= settings.swing_of_level * distance
 
 
 def sustained_rise(st: CurveStats) -> bool:
@@ -323,7 +335,7 @@ def single_finding(v: View, settings: Settings) -> Optional[Finding]:
     if sustained_rise(st):
         return diverging_finding([v])
     if not learned(st, settings):
-        return not_learning_finding(v)
+        return oscillation_finding(v) if swinging_without_learning(v, settings) else not_learning_finding(v)
     direction = st.recent.direction
     if direction == RISING:  # an upswing that is not a steady climb
         direction = FLAT
@@ -342,6 +354,8 @@ def table_finding(train: View, val: View, settings: Settings) -> Optional[Findin
     if sustained_rise(t):
         return diverging_finding([train, val] if sustained_rise(w) else [train])
     if not learned(t, settings) and not learned(w, settings):
+        if swinging_without_learning(train, settings):
+            return oscillation_finding(train)
         return not_learning_finding(train, val)
     # Both curves measure the same metric in the same units: judge them with one yardstick.
     common_range = max(t.value_range, w.value_range)
@@ -378,8 +392,11 @@ def val_has_regressed(w: CurveStats, settings: Settings) -> bool:
 
 
 def train_flatter_than_val(t: CurveStats, w: CurveStats, settings: Settings) -> bool:
-    """Training's recent change is significantly smaller than validation's fall (same metric,
-    same units), not merely too noisy to call."""
+    """Training improved less than half as much as validation over the run, and its recent
+    change is significantly smaller than validation's fall (same metric, same units): not a
+    converging run whose noisier training curve merely hides the same trend."""
+    if t.improvement >= 0.5 * w.improvement:
+        return False
     gap = w.recent.change - t.recent.change  # negative when validation falls more
     combined = float(np.hypot(t.recent.stderr, w.recent.stderr))
     return gap < -settings.trend_z * combined
@@ -595,22 +612,24 @@ def plateau_or_converged(views: List[View], settings: Settings) -> Finding:
     )
 
 
-def gap_closed(v: View) -> Optional[float]:
-    """Share of the way from the start to the metric's natural floor, where the floor is known:
-    0 for losses that are never negative, 1 (or 100) for accuracies in [0, 1] (or [0, 100])."""
-    st = v.stats
-    real = v.sign * st.bin_values
+def natural_floor(v: View) -> Optional[float]:
+    """The metric's best possible value in oriented units, where it is known: 0 for a loss that
+    is never negative, the top (1 or 100) for an accuracy in [0, 1] (or [0, 100])."""
+    real = v.sign * v.stats.bin_values
+    if real.size == 0 or np.min(real) < 0:
+        return None
     if v.sign > 0:
-        if np.min(real) < 0:
-            return None
-        floor = 0.0
-    else:
-        if np.min(real) < 0:
-            return None
-        top = 1.0 if np.max(real) <= 1.0 else (100.0 if np.max(real) <= 100.0 else None)
-        if top is None:
-            return None
-        floor = -top
+        return 0.0
+    top = 1.0 if np.max(real) <= 1.0 else (100.0 if np.max(real) <= 100.0 else None)
+    return None if top is None else -top
+
+
+def gap_closed(v: View) -> Optional[float]:
+    """Share of the way from the start to the metric's natural floor, where the floor is known."""
+    st = v.stats
+    floor = natural_floor(v)
+    if floor is None:
+        return None
     total = st.start - floor
     return float((st.start - st.end) / total) if total > 0 else None
 

@@ -76,3 +76,7 @@ class Settings:
     oscillation_ratio: float = 0.25
     """Point-to-point swings (robust noise) of at least this fraction of the total improvement:
     the loss is bouncing rather than converging."""
+    swing_of_level: float = 0.1
+    """A loss that never improved but swings by at least this fraction of its distance to its
+    floor (0 for a non-negative loss) is bouncing (learning rate too high), not stuck. Like
+    `plateau_gap_closed`, it applies only where the floor is known."""

@@ -78,6 +78,12 @@ class CurveStats:
         return max(0.0, self.start - self.best)
 
     @property
+    def chance_improvement(self) -> float:
+        """How far below its start a flat curve's best smoothed point falls by noise alone:
+        the minimum of ~40 bin medians lies about 2.5 of their standard errors low."""
+        return 2.5 * 1.2533 * self.noise / np.sqrt(max(self.points_per_bin, 1.0))
+
+    @property
     def value_range(self) -> float:
         return float(np.ptp(self.bin_values)) if self.bin_values.size else 0.0
 
@@ -116,7 +122,8 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
     smoothed = stats.bin_values  # in value units; window_trend rescales by `scale` itself
     stats.recent = window_trend(bin_steps, smoothed, stats, settings, scale)
     stats.overall = window_trend(bin_steps, smoothed, stats, settings, scale, whole=True)
-    after_best = bin_steps >= stats.best_step
+    # Strictly after the best point: a window that starts at its own minimum is biased upward.
+    after_best = bin_steps > stats.best_step
     if after_best.sum() >= settings.min_window_bins:
         stats.since_best = window_trend(
             bin_steps[after_best], smoothed[after_best], stats, settings, scale, whole=True

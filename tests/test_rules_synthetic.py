@@ -169,3 +169,25 @@ def test_upswing_inside_oscillation_is_not_divergence():
     values[:10] += np.linspace(0.8, 0.0, 10)
     r = diagnose([make_series("r", "train_loss", steps, values)])["runs"][0]
     assert "diverging" not in codes(r)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_flat_noisy_curves_are_not_overfitting_or_oscillation(seed):
+    # Neither curve learns: the best of many noisy points is low by chance alone, and a trend
+    # measured from that minimum must not read as "validation rising since its best".
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(1.5, 4.0)
+    train = level + 0.03 * level * rng.standard_normal(N)
+    val = 1.1 * level + 0.03 * level * rng.standard_normal(VAL_STEPS.size)
+    r = diagnose([make_series("r", "train_loss", np.arange(N), train),
+                  make_series("r", "val_loss", VAL_STEPS, val)])["runs"][0]
+    assert codes(r) == ["not_learning"]
+
+
+def test_cyclic_schedule_is_not_a_blowup():
+    # Warm restarts: the loss jumps up at every restart and comes back down each time.
+    cycle = 400
+    phase = np.arange(N) % cycle / cycle
+    train = 0.3 + 1.5 * np.exp(-T / 0.3) + 0.6 * np.exp(-phase / 0.1)
+    r = diagnose([make_series("r", "train_loss", np.arange(N), train)])["runs"][0]
+    assert "blowup" not in codes(r)
