@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 SCALARS_PLUGIN = "scalars"
 # Ask for everything the provider kept; the provider itself may have sampled at load time.
 NO_DOWNSAMPLING = 10**9
+# Runs per read request: bounds the memory of one answer on logdirs of thousands of runs.
+READ_BATCH_RUNS = 200
 
 _STEP, _VALUE, _WALL = attrgetter("step"), attrgetter("value"), attrgetter("wall_time")
 # One curve as arrays: (run, tag, steps, values, wall times).
@@ -41,25 +43,38 @@ def read_series(
     downsample: int = NO_DOWNSAMPLING,
     sample_limit: Optional[int] = None,
 ) -> Tuple[List[Series], List[dict]]:
-    """Read scalars in one `read_scalars` request and convert them to `Series`.
+    """Read scalars (`read_scalars` requests of `READ_BATCH_RUNS` runs) into `Series`.
 
     `sample_limit` is the per-tag point budget the provider was loaded with (TensorBoard's
     `--samples_per_plugin scalars=N`, 1,000 by default): a series holding exactly that many points
     is marked as sampled. Returns the series and a list of problems ({run, tag, reason}).
     """
-    rtf = tb_provider.RunTagFilter(runs=runs, tags=tags)
-    columns = _data_server_columns(provider, experiment_id, rtf, downsample)
-    if columns is None:
-        columns = _provider_columns(provider, ctx, experiment_id, rtf, downsample)
+    runs = _all_runs(provider, ctx, experiment_id) if runs is None else list(runs)
     series: List[Series] = []
     problems: List[dict] = []
-    for run, tag, steps, values, walls in sorted(columns, key=lambda c: (c[0], c[1])):
-        try:
-            sampled = bool(sample_limit) and steps.size >= sample_limit
-            series.append(make_series(run, tag, steps, values, walls, sampled=sampled))
-        except (TypeError, ValueError, OverflowError) as exc:
-            problems.append({"run": run, "tag": tag, "reason": f"unreadable points: {exc}"})
+    # Runs are read a batch at a time and turned into arrays before the next batch, so the
+    # provider's per-request answer never holds the whole logdir at once.
+    for start in range(0, len(runs), READ_BATCH_RUNS):
+        rtf = tb_provider.RunTagFilter(runs=runs[start : start + READ_BATCH_RUNS], tags=tags)
+        columns = _data_server_columns(provider, experiment_id, rtf, downsample)
+        if columns is None:
+            columns = _provider_columns(provider, ctx, experiment_id, rtf, downsample)
+        for run, tag, steps, values, walls in columns:
+            try:
+                sampled = bool(sample_limit) and steps.size >= sample_limit
+                series.append(make_series(run, tag, steps, values, walls, sampled=sampled))
+            except (TypeError, ValueError, OverflowError) as exc:
+                problems.append({"run": run, "tag": tag, "reason": f"unreadable points: {exc}"})
+        del columns
+    series.sort(key=lambda s: (s.run, s.tag))
     return series, problems
+
+
+def _all_runs(provider, ctx, experiment_id: str) -> List[str]:
+    """Every run of the experiment. `list_runs`, not `list_scalars`: the data server leaves out
+    of its scalar listing the tags it cannot read (float64 tensors), and those must still be
+    read (empty) so the caller can tell what it could not use."""
+    return sorted(r.run_name for r in provider.list_runs(ctx, experiment_id=experiment_id))
 
 
 def _provider_columns(provider, ctx, experiment_id, rtf, downsample) -> Iterator[Columns]:
