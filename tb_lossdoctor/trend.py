@@ -10,7 +10,7 @@ changes no verdict.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -69,13 +69,33 @@ class CurveStats:
     first_step: int = 0
     final_step: int = 0
     recent: Optional[Trend] = None
-    overall: Optional[Trend] = None
-    since_best: Optional[Trend] = None  # trend from the best point to the end
+    # (bin steps, smoothed values, settings, scale) for the trends computed on demand below.
+    trend_inputs: Optional[tuple] = field(default=None, repr=False)
     spikes: List[Tuple[int, float]] = field(default_factory=list)  # (step, height above base)
 
     @property
     def improvement(self) -> float:
         return max(0.0, self.start - self.best)
+
+    @cached_property
+    def overall(self) -> Optional[Trend]:
+        """Trend over the whole curve (computed on first use: most verdicts never need it)."""
+        if self.trend_inputs is None:
+            return None
+        bin_steps, smoothed, settings, scale = self.trend_inputs
+        return window_trend(bin_steps, smoothed, self, settings, scale, whole=True)
+
+    @cached_property
+    def since_best(self) -> Optional[Trend]:
+        """Trend from just after the best point to the end (computed on first use)."""
+        if self.trend_inputs is None:
+            return None
+        bin_steps, smoothed, settings, scale = self.trend_inputs
+        # Strictly after the best point: a window that starts at its own minimum is biased upward.
+        after_best = bin_steps > self.best_step
+        if after_best.sum() < settings.min_window_bins:
+            return None
+        return window_trend(bin_steps[after_best], smoothed[after_best], self, settings, scale, whole=True)
 
     @property
     def chance_improvement(self) -> float:
@@ -121,13 +141,7 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
     _levels(stats, scaled * scale)
     smoothed = stats.bin_values  # in value units; window_trend rescales by `scale` itself
     stats.recent = window_trend(bin_steps, smoothed, stats, settings, scale)
-    stats.overall = window_trend(bin_steps, smoothed, stats, settings, scale, whole=True)
-    # Strictly after the best point: a window that starts at its own minimum is biased upward.
-    after_best = bin_steps > stats.best_step
-    if after_best.sum() >= settings.min_window_bins:
-        stats.since_best = window_trend(
-            bin_steps[after_best], smoothed[after_best], stats, settings, scale, whole=True
-        )
+    stats.trend_inputs = (bin_steps, smoothed, settings, scale)
     stats.spikes = find_spikes(steps, scaled, settings, scale, bin_steps, bin_values)
     return stats
 
@@ -180,7 +194,10 @@ def grouped_medians(values: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np
     starts = _run_starts(ids)
     counts = _run_lengths(starts, n)
     if counts.size and np.all(counts == counts[0]):  # evenly logged: a plain reshape
-        return starts, np.median(values.reshape(counts.size, counts[0]), axis=1)
+        m = int(counts[0])
+        lo, hi = (m - 1) // 2, m // 2
+        part = np.partition(values.reshape(counts.size, m), (lo, hi), axis=1)
+        return starts, 0.5 * (part[:, lo] + part[:, hi])
     order = np.lexsort((values, ids))
     ranked = values[order]
     return starts, 0.5 * (ranked[starts + (counts - 1) // 2] + ranked[starts + counts // 2])
