@@ -56,6 +56,26 @@ def cmd_read(args):
     })
 
 
+def cmd_tbread(args):
+    """The issue's baseline: TensorBoard's data server loads the logdir, then the scalars come
+    back through TensorBoard's public data provider API (`list_scalars` + `read_scalars`)."""
+    t0 = time.perf_counter()
+    from tensorboard import context
+    from tensorboard.data import provider as tb_provider
+
+    from tb_lossdoctor.readers.data_server import DataServer
+
+    ctx = context.RequestContext()
+    with DataServer(args.logdir) as server:
+        listing = server.provider.list_runs(ctx, experiment_id="")
+        data = server.provider.read_scalars(
+            ctx, experiment_id="", plugin_name="scalars", downsample=10**9,
+            run_tag_filter=tb_provider.RunTagFilter(runs=[r.run_name for r in listing]))
+    points = sum(len(v) for tags in data.values() for v in tags.values())
+    result({"seconds_in_process": time.perf_counter() - t0, "points": int(points),
+            "series": sum(len(t) for t in data.values()), "peak_rss_mb": own_peak_rss_mb()})
+
+
 # -- TensorBoard's own app (as tests/test_plugin_http.py builds it) ----------------------------
 
 
@@ -312,6 +332,8 @@ def main():
     r = sub.add_parser("read")
     r.add_argument("logdir")
     r.add_argument("--reader", default="server")
+    tb = sub.add_parser("tbread")
+    tb.add_argument("logdir")
     pl = sub.add_parser("plugin")
     pl.add_argument("logdir")
     pl.add_argument("--backend", choices=("python", "rust"), required=True)
@@ -327,7 +349,8 @@ def main():
     e.add_argument("--reps", type=int, default=3)
     e.add_argument("--profile", default=None)
     args = p.parse_args()
-    {"read": cmd_read, "plugin": cmd_plugin, "tbmem": cmd_tbmem, "engine": cmd_engine}[args.cmd](args)
+    {"read": cmd_read, "tbread": cmd_tbread, "plugin": cmd_plugin, "tbmem": cmd_tbmem,
+     "engine": cmd_engine}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -187,12 +187,13 @@ def child_result(res):
 def bench_cli(logdir, manifest, reps, python_reps):
     cli = [PY, "-m", "tb_lossdoctor", logdir, "--format", "json"]
     server = [PY, CHILD, "read", logdir, "--reader", "server"]
+    tensorboard = [PY, CHILD, "tbread", logdir]
     pyreader = [PY, CHILD, "read", logdir, "--reader", "python"]
-    times = {"cli": [], "server": [], "python": [], "cli_python": []}
+    times = {"cli": [], "server": [], "tensorboard": [], "python": [], "cli_python": []}
     report_runs = None
     out_path = "/tmp/lossdoctor_bench/cli_out.json"
     for i in range(reps):
-        order = [("server", server), ("cli", cli)]
+        order = [("tensorboard", tensorboard), ("server", server), ("cli", cli)]
         if i % 2:
             order.reverse()
         for name, argv in order:
@@ -205,7 +206,8 @@ def bench_cli(logdir, manifest, reps, python_reps):
             else:
                 got = child_result(r)
                 assert got["points"] == manifest["total_points"], got
-        log(f"  [cli] rep {i + 1}/{reps}: server reader {times['server'][-1]:.2f} s, cli {times['cli'][-1]:.2f} s")
+        log(f"  [cli] rep {i + 1}/{reps}: tensorboard load+read_scalars {times['tensorboard'][-1]:.2f} s, "
+            f"server reader {times['server'][-1]:.2f} s, cli {times['cli'][-1]:.2f} s")
     for i in range(python_reps):
         r = run_child(pyreader)
         times["python"].append(r["wall"])
@@ -219,6 +221,7 @@ def bench_cli(logdir, manifest, reps, python_reps):
         "samples": times,
         "report_runs": report_runs,
         "ratio_cli_vs_server_reader": m["cli"] / m["server"],
+        "ratio_cli_vs_tensorboard": m["cli"] / m["tensorboard"],
         "ratio_cli_python_vs_python_reader": (m["cli_python"] / m["python"]) if m["python"] else None,
     }
 
@@ -437,9 +440,11 @@ def markdown(results):
         if "cli" in s:
             c = s["cli"]
             ms = c["median_seconds"]
-            lines.append(f"| CLI `--format json` (data server), wall | {ms['cli']:.2f} s | reader alone (data server) "
-                         f"{ms['server']:.2f} s | {c['ratio_cli_vs_server_reader']:.2f}x | <= 1.5x | "
-                         f"{yes(c['ratio_cli_vs_server_reader'] <= 1.5)} |")
+            lines.append(f"| CLI `--format json` (data server), wall | {ms['cli']:.2f} s | TensorBoard's data server "
+                         f"load + `read_scalars` {ms['tensorboard']:.2f} s | {c['ratio_cli_vs_tensorboard']:.2f}x | "
+                         f"<= 1.5x | {yes(c['ratio_cli_vs_tensorboard'] <= 1.5)} |")
+            lines.append(f"| CLI `--format json` (data server), wall | {ms['cli']:.2f} s | our reader alone (columnar) "
+                         f"{ms['server']:.2f} s | {c['ratio_cli_vs_server_reader']:.2f}x | (reference) | |")
             if ms.get("python"):
                 lines.append(f"| CLI `--reader python`, wall (n={len(c['samples']['python'])}) | {ms['cli_python']:.2f} s | "
                              f"Python reader alone {ms['python']:.2f} s | {c['ratio_cli_python_vs_python_reader']:.2f}x "
