@@ -20,17 +20,13 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+
+from tensorboard_process import plugin_frame, running_tensorboard
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -91,17 +87,6 @@ def _parse_expected(doc) -> dict:
     return expected
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get_json(url: str, timeout: float = 5.0):
-    with urllib.request.urlopen(url, timeout=timeout) as r:  # loopback only
-        return json.loads(r.read().decode("utf-8"))
-
-
 def _write_hostile_run(logdir: Path) -> None:
     """A short, decreasing loss curve under a run whose name is an HTML injection attempt."""
     from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -149,66 +134,14 @@ def tensorboard_server(request, tmp_path_factory):
     shutil.copytree(src, logdir)
     _write_hostile_run(logdir)
 
-    port = _free_port()
-    log_path = logdir.parent / "tensorboard.log"
-    log = open(log_path, "wb")
-    cmd = [
-        sys.executable, "-m", "tensorboard.main",
-        "--logdir", str(logdir),
-        "--host", "127.0.0.1",
-        "--port", str(port),
+    want = set(expected) | {HOSTILE}
+    args = [
         "--samples_per_plugin", "scalars=0",  # the same points the CLI's diagnosis sees
         "--reload_interval", "2",
         "--load_fast", request.param,
     ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        # Wait until TensorBoard answers and the report covers every expected run (it loads the
-        # logdir in the background, so the first reports may be partial).
-        deadline = time.time() + 150
-        want = set(expected) | {HOSTILE}
-        seen: set = set()
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"tensorboard exited early:\n{log_path.read_text(errors='replace')[-4000:]}")
-            try:
-                report = _get_json(base + "/data/plugin/lossdoctor/report", timeout=30)
-                seen = {r["run"] for r in report.get("runs", [])}
-                if want <= seen:
-                    break
-            except (urllib.error.URLError, ConnectionError, OSError, ValueError):
-                pass
-            if time.time() > deadline:
-                pytest.fail(
-                    f"the report never listed all runs; missing {sorted(want - seen)}\n"
-                    f"{log_path.read_text(errors='replace')[-4000:]}"
-                )
-            time.sleep(1)
+    with running_tensorboard(logdir, args, lambda r: want <= {x["run"] for x in r["runs"]}) as (base, _, _):
         yield base, expected, request.param
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _plugin_frame(page):
-    """The Diagnosis tab's iframe (data/plugin_entry.html?name=lossdoctor) once it has rendered."""
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        for frame in page.frames:
-            if "plugin_entry.html" in frame.url and "lossdoctor" in frame.url:
-                try:
-                    frame.wait_for_selector(".ld-card", timeout=2000)
-                    return frame
-                except Exception:
-                    pass
-        page.wait_for_timeout(250)
-    raise AssertionError("the Diagnosis tab's iframe never showed a run card; frames: %s" % [f.url for f in page.frames])
 
 
 def _card(frame, run):
@@ -237,7 +170,7 @@ def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
     try:
         page.goto(base + "/#lossdoctor", wait_until="domcontentloaded")
-        frame = _plugin_frame(page)
+        frame = plugin_frame(page)
         frame.wait_for_function("/diagnosed/.test(document.querySelector('.ld-summary').textContent)")
         summary = frame.locator(".ld-summary").inner_text()
         assert re.search(r"\d+ runs? diagnosed", summary), summary

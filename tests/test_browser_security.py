@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 from pathlib import Path
@@ -26,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SimpleValueWriter, decaying
-from test_browser_e2e import CHROMIUM, _free_port, _get_json, browser  # noqa: F401 (fixture)
+from tensorboard_process import plugin_frame, running_tensorboard
+from test_browser_e2e import browser  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -56,37 +53,14 @@ def server(tmp_path_factory):
         for tag, values in tags.items():
             w.add(tag, values)
         w.close()
-    port = _free_port()
-    log_path = logdir.parent / "tensorboard.log"
-    log = open(log_path, "wb")
-    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
-           "--port", str(port), "--samples_per_plugin", "scalars=0", "--reload_interval", "1"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    base = "http://127.0.0.1:%d" % port
-    try:
-        deadline = time.time() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail("tensorboard exited early:\n" + log_path.read_text(errors="replace")[-4000:])
-            try:
-                report = _get_json(base + "/data/plugin/lossdoctor/report", timeout=30)
-                series = {(s["run"], s["tag"]) for r in report["runs"] for s in r["series"]}
-                if series >= {(run, tag) for run, tags in RUNS.items() for tag in tags}:
-                    break
-            except (urllib.error.URLError, ConnectionError, OSError, ValueError, KeyError):
-                pass
-            if time.time() > deadline:
-                pytest.fail("the report never listed every hostile curve\n" + log_path.read_text(errors="replace")[-4000:])
-            time.sleep(0.5)
+    wanted = {(run, tag) for run, tags in RUNS.items() for tag in tags}
+    args = ["--samples_per_plugin", "scalars=0", "--reload_interval", "1"]
+
+    def ready(report):
+        return {(s["run"], s["tag"]) for r in report["runs"] for s in r["series"]} >= wanted
+
+    with running_tensorboard(logdir, args, ready, timeout=120) as (base, port, report):
         yield base, port, report
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 # -- raw HTTP ------------------------------------------------------------------------------------
@@ -182,20 +156,6 @@ def test_security_headers_on_the_real_server(server):
 # -- the browser ---------------------------------------------------------------------------------
 
 
-def _plugin_frame(page, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for frame in page.frames:
-            if "plugin_entry.html" in frame.url and "lossdoctor" in frame.url:
-                try:
-                    frame.wait_for_selector(".ld-card", timeout=2000)
-                    return frame
-                except Exception:
-                    pass
-        page.wait_for_timeout(250)
-    raise AssertionError("the Diagnosis tab never showed a run card")
-
-
 def _injected(frame):
     return frame.evaluate(
         """() => ({
@@ -220,7 +180,7 @@ def test_hostile_names_render_as_text(browser, server):  # noqa: F811 (fixture)
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(base + "/#lossdoctor", wait_until="domcontentloaded")
-        frame = _plugin_frame(page)
+        frame = plugin_frame(page)
         frame.wait_for_function("document.querySelectorAll('.ld-card').length === %d" % len(RUNS))
         charts = 0
         for run, entry in groups.items():
