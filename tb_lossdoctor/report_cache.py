@@ -18,6 +18,7 @@ import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tb_lossdoctor import report as report_mod
+from tb_lossdoctor.grouping import group_key
 from tb_lossdoctor.readers import provider as provider_reader
 
 logger = logging.getLogger(__name__)
@@ -26,35 +27,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_SCALAR_SAMPLES = 1000
 SAMPLING_HINT = "Run tensorboard with --samples_per_plugin scalars=0 to diagnose every point"
 
-_SPLIT_NAMES = frozenset(
-    {"train", "training", "validation", "val", "valid", "eval", "evaluation", "test", "dev"}
-)
-
-
 class ReportUnavailable(Exception):
     """Nothing could be read at all (HTTP 503)."""
 
 
 class UnknownRunGroup(KeyError):
     """The `run=` filter names no run group of the experiment (HTTP 404)."""
-
-
-def group_key(run: str) -> str:
-    """The run group of a run: the engine's grouping, with a conservative fallback.
-
-    The fallback only matters until `tb_lossdoctor.grouping` exists; it must never split what the
-    engine joins (the assembly below detects that and diagnoses the groups together anyway).
-    """
-    try:
-        from tb_lossdoctor.grouping import group_key as engine_group_key
-    except ImportError:
-        engine_group_key = None
-    if engine_group_key is not None:
-        return engine_group_key(run)
-    head, _, tail = run.rpartition("/")
-    if head and tail.lower() in _SPLIT_NAMES:
-        return head
-    return run
 
 
 def sample_limit_from_hints(sampling_hints) -> Optional[int]:
