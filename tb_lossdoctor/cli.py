@@ -86,14 +86,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not series:
         return _fail(f"no scalar data found in {args.logdir}")
 
+    if run_re is not None:  # filter before diagnosing: the other groups' work is not needed
+        from tb_lossdoctor.grouping import group_key
+
+        series = [s for s in series if run_re.search(group_key(s.run))]
+        problems = [p for p in problems if not p.get("run") or run_re.search(group_key(p["run"]))]
+        if not series:
+            return _fail(f"no run group matches --run {args.run!r}")
     report = diagnose(series, problems=problems)
     if not any(run.get("series") for run in report.get("runs", [])):
+        if run_re is not None:
+            return _fail(f"no run group matching --run {args.run!r} has a recognised training metric")
         return _fail(f"no recognised training metrics (loss, accuracy, ...) in {args.logdir}")
-    if run_re is not None:
-        report = dict(report)
-        report["runs"] = [r for r in report["runs"] if run_re.search(r["run"])]
-        if not report["runs"]:
-            return _fail(f"no run group matches --run {args.run!r}")
 
     if args.format == "json":
         text = dumps(report, indent=2) + "\n"
