@@ -518,22 +518,25 @@ def diverging_finding(views: List[View]) -> Finding:
 
 
 def overfitting_finding(train: View, val: View) -> Finding:
+    """Located at the best logged validation point: the checkpoint to keep."""
     w = val.stats
-    rise = w.end - w.best
-    pct = relative(val.value(w.best), val.value(w.end))
+    best, best_step = w.best_point, w.best_point_step
+    rise = w.end - best
+    pct = relative(val.value(best), val.value(w.end))
     worse = "risen" if val.sign > 0 else "fallen"
     since = f"has {worse} {pct} since" if rise > 0 and pct else "has not improved since"
+    bottomed = "bottomed" if val.sign > 0 else "peaked"
     return _finding(
         "overfitting", [train, val],
-        f"Overfitting: {val.name} best at step {fmt_step(w.best_step)}",
-        f"The {val.name} bottomed at step {fmt_step(w.best_step)} ({fmt(val.value(w.best))}) and "
+        f"Overfitting: {val.name} best at step {fmt_step(best_step)}",
+        f"The {val.name} {bottomed} at step {fmt_step(best_step)} ({fmt(val.value(best))}) and "
         f"{since} ({fmt(val.value(w.end))} at step {fmt_step(w.final_step)}), while the "
         f"{train.name} kept improving to {fmt(train.value(train.stats.end))}.",
-        w.best_step, (w.best_step, w.final_step),
-        {"best_val_step": w.best_step, "best_val": val.value(w.best), "val_end": val.value(w.end),
+        best_step, (best_step, w.final_step),
+        {"best_val_step": best_step, "best_val": val.value(best), "val_end": val.value(w.end),
          "val_change_since_best": val.value(rise), "train": _levels(train), "val_recent": _recent(val)},
         specific=(
-            f"The best {val.name} was at step {fmt_step(w.best_step)}: restore that checkpoint or stop there.",
+            f"The best {val.name} was at step {fmt_step(best_step)}: restore that checkpoint or stop there.",
         ),
         confidence=0.85,
     )

@@ -65,6 +65,8 @@ class CurveStats:
     start: float = float("nan")  # smoothed level at the start
     best: float = float("nan")  # best smoothed level
     best_step: int = 0
+    best_point: float = float("nan")  # the single best logged point (what a checkpoint holds)
+    best_point_step: int = 0
     end: float = float("nan")  # smoothed level at the end
     first_step: int = 0
     final_step: int = 0
@@ -139,6 +141,8 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
     stats.bin_steps, stats.bin_values, stats.points_per_bin = bin_steps, bin_values * scale, per_bin
     stats.noise = point_noise(scaled) * scale
     _levels(stats, scaled * scale)
+    best_point = int(np.argmin(scaled))
+    stats.best_point, stats.best_point_step = float(values[best_point]), int(steps[best_point])
     smoothed = stats.bin_values  # in value units; window_trend rescales by `scale` itself
     stats.recent = window_trend(bin_steps, smoothed, stats, settings, scale)
     stats.trend_inputs = (bin_steps, smoothed, settings, scale)
