@@ -21,12 +21,14 @@ import os
 import re
 import shutil
 import tempfile
+import time
+import urllib.parse
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from tensorboard_process import plugin_frame, running_tensorboard
+from tensorboard_process import get_json, plugin_frame, running_tensorboard
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -141,7 +143,30 @@ def tensorboard_server(request, tmp_path_factory):
         "--load_fast", request.param,
     ]
     with running_tensorboard(logdir, args, lambda r: want <= {x["run"] for x in r["runs"]}) as (base, _, _):
-        yield base, expected, request.param
+        yield base, expected, request.param, logdir
+
+
+def _points(base: str, run: str) -> int:
+    report = get_json(base + "/data/plugin/lossdoctor/report?run=" + urllib.parse.quote(run, safe=""))
+    return sum(series["points"] for series in report["runs"][0]["series"])
+
+
+def _append_points(base: str, logdir: Path, group: str) -> None:
+    """A writer adds ten later steps to the group's training curve (a new event file, as a
+    resumed writer would)."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    report = get_json(base + "/data/plugin/lossdoctor/report?run=" + urllib.parse.quote(group, safe=""))
+    train = next(s for s in report["runs"][0]["series"] if s["role"] == "train")
+    query = urllib.parse.urlencode({"run": train["run"], "tag": train["tag"]})
+    points = get_json(base + "/data/plugin/lossdoctor/series?" + query)
+    last_step, last_value = points["steps"][-1], points["values"][-1]
+    writer = EventFileWriter(str(logdir / train["run"]), filename_suffix=".resumed")
+    for step in range(last_step + 1, last_step + 11):  # the curve simply goes on where it was
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=train["tag"], simple_value=last_value)])
+        writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+    writer.close()
 
 
 def _card(frame, run):
@@ -156,7 +181,7 @@ def _ensure_open(card):
 
 
 def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
-    base, expected, load_fast = tensorboard_server
+    base, expected, load_fast, logdir = tensorboard_server
     context = browser.new_context(viewport={"width": 1280, "height": 960}, color_scheme="light")
     page = context.new_page()
     dialogs: list = []
@@ -246,6 +271,30 @@ def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
         frame.wait_for_function("n => document.querySelectorAll('.ld-card').length === n", arg=1)
         assert frame.locator(".ld-card").first.get_attribute("data-run") == target
         assert total > 1
+
+        # A refresh of the data keeps the filter and the expanded card and finding.
+        target_card = _card(frame, target)
+        _ensure_open(target_card)
+        target_head = target_card.locator(".ld-finding-head").first
+        if target_head.get_attribute("aria-expanded") != "true":
+            target_head.click()
+        # New points arrive in that run (a writer appends), TensorBoard reloads, the report changes.
+        points_before = _points(base, target)
+        _append_points(base, logdir, target)
+        deadline = time.time() + 60
+        while _points(base, target) == points_before:
+            assert time.time() < deadline, "TensorBoard never picked up the new points"
+            time.sleep(0.5)
+        updated = frame.locator(".ld-meta [role=status]").first
+        before = updated.inner_text()
+        page.wait_for_timeout(1100)  # the "Updated hh:mm:ss" stamp has a one-second resolution
+        frame.get_by_role("button", name="Refresh").click()
+        frame.wait_for_function("([el, t]) => el.textContent !== t", arg=[updated.element_handle(), before])
+        assert regex.input_value() == "^" + re.escape(target) + "$"
+        assert frame.locator(".ld-card").count() == 1
+        assert target_card.locator(".ld-card-head").get_attribute("aria-expanded") == "true"
+        assert target_head.get_attribute("aria-expanded") == "true"
+
         regex.fill("(unclosed")
         error = frame.locator("#ld-filter-error")
         error.wait_for(state="visible")

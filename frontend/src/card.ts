@@ -218,7 +218,10 @@ export class Card {
       setText(this.counts, `${plural(nf, "finding")} · ${plural(ns, "curve")}`);
       if (this.built) this.buildBody();
     }
-    this.setOpen(this.expansion.cardOpen(group.run, this.defaultOpen()));
+    // A card the reader is looking at stays open when new data arrives, even if its status
+    // improved; a card that gets worse opens. Explicit choices (clicks) always win.
+    const showing = this.head.getAttribute("aria-expanded") === "true";
+    this.setOpen(this.expansion.cardOpen(group.run, showing || this.defaultOpen()));
   }
 
   private buildBody(): void {
