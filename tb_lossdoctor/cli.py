@@ -87,10 +87,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(f"no scalar data found in {args.logdir}")
 
     if run_re is not None:  # filter before diagnosing: the other groups' work is not needed
-        from tb_lossdoctor.grouping import group_key
+        from tb_lossdoctor.grouping import group_key, run_tags
 
-        series = [s for s in series if run_re.search(group_key(s.run))]
-        problems = [p for p in problems if not p.get("run") or run_re.search(group_key(p["run"]))]
+        tags = run_tags(series)
+        series = [s for s in series if run_re.search(group_key(s.run, tags[s.run]))]
+        problems = [p for p in problems
+                    if not p.get("run") or run_re.search(group_key(p["run"], tags.get(p["run"], ())))]
         if not series:
             return _fail(f"no run group matches --run {args.run!r}")
     report = diagnose(series, problems=problems)

@@ -7,7 +7,7 @@ from typing import Iterable, List, Optional
 
 from tb_lossdoctor.grouping import RunGroup, group_series
 from tb_lossdoctor.report import REPORT_VERSION, group_status, order_runs, utc_now
-from tb_lossdoctor.rules import diagnose_group
+from tb_lossdoctor.rules import diagnose_group, verdict_of
 from tb_lossdoctor.series import Series
 from tb_lossdoctor.settings import Settings
 
@@ -60,6 +60,7 @@ def diagnose_run_group(group: RunGroup, settings: Settings, problems: List[dict]
     return {
         "run": group.name,
         "status": group_status(findings),
+        "verdict": verdict_of(findings),
         "series": series_entries(group),
         "findings": findings,
     }

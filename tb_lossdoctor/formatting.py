@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, List, Optional
 
+from tb_lossdoctor.codes import EVENTS, FATAL_EVENTS
 from tb_lossdoctor.report import SEVERITY_RANK
 
 STATUSES = ("error", "warning", "ok")
@@ -50,7 +51,24 @@ def _step_text(finding: dict) -> str:
 
 
 def _sorted_findings(findings: Iterable[dict]) -> List[dict]:
-    return sorted(findings, key=lambda f: -SEVERITY_RANK.get(f.get("severity"), 0))
+    """The run's verdict first (what a reader wants), then its events, worst first."""
+    return sorted(findings, key=lambda f: (f.get("code") in EVENTS, -SEVERITY_RANK.get(f.get("severity"), 0)))
+
+
+def verdict_text(run: dict) -> str:
+    """"overfitting", or what ended the run ("died: nan") when it has no verdict."""
+    if run.get("verdict"):
+        return str(run["verdict"])
+    if "verdict" not in run:  # a report from before the field: the first non-event finding
+        found = [f.get("code") for f in run.get("findings", []) if f.get("code") not in EVENTS]
+        if found:
+            return str(found[0])
+    fatal = [f.get("code") for f in run.get("findings", []) if f.get("code") in FATAL_EVENTS]
+    return f"died: {fatal[0]}" if fatal else "-"
+
+
+def _events(run: dict) -> List[str]:
+    return [str(f.get("code", "")) for f in _sorted_findings(run.get("findings", [])) if f.get("code") in EVENTS]
 
 
 def _problem_text(p: dict) -> str:
@@ -101,7 +119,7 @@ def render_text(report: dict, *, color: bool = False, info: Optional[dict] = Non
             out.append(f"{badge}{name} - {detail}")
             continue
         out.append("")
-        out.append(f"{badge}{paint(name, 'bold')}")
+        out.append(f"{badge}{paint(name, 'bold')} - verdict: {paint(clean(verdict_text(run)), status)}")
         for f in findings:
             sev = f.get("severity", "info")
             head = f"  {paint(sev.upper(), sev)} {clean(f.get('title', ''))}"
@@ -185,13 +203,13 @@ def render_markdown(report: dict, *, info: Optional[dict] = None) -> str:
     out = [f"## Loss Doctor: {summary_line(report)}", ""]
     runs = report.get("runs", [])
     if runs:
-        out += ["| run | status | findings |", "|---|---|---|"]
+        out += ["| status | verdict | events | run |", "|---|---|---|---|"]
         for run in runs:
             status = run.get("status", "ok")
-            codes = ", ".join(md_escape(f.get("code", "")) for f in _sorted_findings(run.get("findings", [])))
+            events = ", ".join(md_escape(code) for code in _events(run))
             out.append(
-                f"| {md_escape(run.get('run', ''))} | {_MD_ICON.get(status, '')} {md_escape(status)} "
-                f"| {codes or '-'} |"
+                f"| {_MD_ICON.get(status, '')} {md_escape(status)} | {md_escape(verdict_text(run))} "
+                f"| {events or '-'} | {md_escape(run.get('run', ''))} |"
             )
         out.append("")
     else:
@@ -200,6 +218,8 @@ def render_markdown(report: dict, *, info: Optional[dict] = None) -> str:
         if run.get("status", "ok") == "ok":
             continue
         out.append(f"### {_MD_ICON.get(run['status'], '')} {md_escape(run.get('run', ''))}")
+        out.append("")
+        out.append(f"Verdict: **{md_escape(verdict_text(run))}**")
         out.append("")
         for f in _sorted_findings(run.get("findings", [])):
             sev = f.get("severity", "info")

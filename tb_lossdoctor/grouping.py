@@ -14,7 +14,7 @@ from tb_lossdoctor.naming import (
 )
 from tb_lossdoctor.series import Series
 
-__all__ = ["Curve", "MetricPair", "RunGroup", "group_key", "group_series"]
+__all__ = ["Curve", "MetricPair", "RunGroup", "group_key", "group_series", "run_tags"]
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,21 @@ class RunGroup:
 
 def group_series(series: Iterable[Series]) -> List[RunGroup]:
     """Sort every series into its run group and pick, per metric, one train and one val curve."""
+    series = list(series)
+    tags = run_tags(series)
     by_group: Dict[str, List[Tuple[Series, TagMeaning]]] = {}
     for s in series:
-        group, run_role, run_rank = split_of_run(s.run)
+        group, run_role, run_rank = split_of_run(s.run, tags[s.run])
         by_group.setdefault(group, []).append((s, parse_tag(s.tag, run_role, run_rank)))
     return [_build_group(name, members) for name, members in sorted(by_group.items())]
+
+
+def run_tags(series: Iterable[Series]) -> Dict[str, Tuple[str, ...]]:
+    """{run: its tags}: what a run holds decides whether its folder name is a split."""
+    out: Dict[str, List[str]] = {}
+    for s in series:
+        out.setdefault(s.run, []).append(s.tag)
+    return {run: tuple(sorted(tags)) for run, tags in out.items()}
 
 
 def _build_group(name: str, members: List[Tuple[Series, TagMeaning]]) -> RunGroup:

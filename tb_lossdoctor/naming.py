@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 TRAIN_WORDS = {"train", "training", "trn"}
 # Ordered by preference when a group has several validation-like curves of one metric.
@@ -34,6 +34,8 @@ ACCURACY_PATTERN = re.compile(
     r"top\d+|topk|dice|bleu|rouge\w*|psnr|ssim|r2|kappa|mcc|ap\d*)$"
 )
 LR_PATTERN = re.compile(r"(^|[/_\-. ])(lr|learning[_\- ]?rate)($|[/_\-. ])", re.IGNORECASE)
+# TF1 makes a repeated summary name unique with a suffix: `loss_1` is the metric `loss`.
+_TF1_UNIQUIFIED = re.compile(r"^(.*(?:loss|Loss|LOSS))_\d+$")
 _SPLIT = re.compile(r"[/_\-.\s()\[\]:,]+")
 
 # Aggregation suffixes TensorBoard users pair on, best first: the same aggregation as the other
@@ -59,23 +61,51 @@ def words(name: str) -> list:
     return [w for w in _SPLIT.split(name.lower()) if w]
 
 
-def split_of_run(run: str) -> Tuple[str, str, int]:
-    """(group, role, val_rank) from a run path: `X/train` -> (`X`, `train`), `X/validation` ->
-    (`X`, `val`). A run whose last path component is not a split word is its own group."""
+def split_of_run(run: str, tags: Iterable[str] = ()) -> Tuple[str, str, int]:
+    """(group, role, val_rank) from a run path and the tags it holds.
+
+    The last folder names a split when it is made of a split word plus, at most, metric and
+    aggregation words: Keras' `X/train` + `X/validation`, PyTorch's `add_scalars` folders
+    `X/Loss_train` + `X/Loss_val`, Estimator's `X/eval_validation`, `X/train_loss` +
+    `X/test_loss`; the group is then the parent folder. A folder whose own tags name both
+    training and validation curves is a run name, not a split (Ultralytics' `train`, `train2`).
+    Any other run is its own group.
+    """
     parts = [p for p in re.split(r"[/\\]", run) if p not in ("", ".")]
     if parts:
-        last = parts[-1].lower()
-        parent = "/".join(parts[:-1]) or "."
-        if last in TRAIN_WORDS:
-            return parent, "train", 0
-        if last in VAL_WORDS and last != "v":
-            return parent, "val", VAL_WORDS[last]
+        role, rank = _folder_split(parts[-1])
+        if role and not _tags_name_both_splits(tuple(tags)):
+            return "/".join(parts[:-1]) or ".", role, rank
     return run, "", 0
 
 
-def group_key(run: str) -> str:
+@lru_cache(maxsize=65536)
+def _folder_split(folder: str) -> Tuple[str, int]:
+    """(role, val_rank) a folder name states, or ("", 0)."""
+    roles, rank = set(), 0
+    for token in words(folder):
+        if token in TRAIN_WORDS:
+            roles.add("train")
+        elif token in VAL_WORDS and token != "v":
+            roles.add("val")
+            rank = max(rank, VAL_WORDS[token])
+        elif not (token in AGGREGATION_WORDS or _metric_of([token])[0] or token.isdigit()):
+            return "", 0  # another word: `resnet_train` is a run name
+    if len(roles) != 1:
+        return "", 0
+    role = roles.pop()
+    return role, rank if role == "val" else 0
+
+
+@lru_cache(maxsize=4096)
+def _tags_name_both_splits(tags: tuple) -> bool:
+    roles = {parse_tag(tag).role for tag in tags}
+    return {"train", "val"} <= roles
+
+
+def group_key(run: str, tags: Iterable[str] = ()) -> str:
     """The run group a run belongs to (Keras' `X/train` and `X/validation` are group `X`)."""
-    return split_of_run(run)[0]
+    return split_of_run(run, tags)[0]
 
 
 def is_learning_rate(tag: str) -> bool:
@@ -87,7 +117,7 @@ def parse_tag(tag: str, run_role: str = "", run_val_rank: int = 0) -> TagMeaning
     """Interpret a tag; `run_role` is the split implied by the run folder, if any."""
     if is_learning_rate(tag):
         return TagMeaning(kind="lr", metric="learning_rate")
-    tokens = words(tag)
+    tokens = words(_TF1_UNIQUIFIED.sub(r"\1", tag))
     role, val_rank, aggregation, rest = "", 0, "", []
     for i, token in enumerate(tokens):
         if token in TRAIN_WORDS:

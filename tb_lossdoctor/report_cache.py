@@ -315,7 +315,7 @@ def _group_listing(listing) -> Dict[str, Tuple[tuple, Dict[str, set]]]:
     for run, tags in (listing or {}).items():
         if not tags:
             continue
-        raw.setdefault(group_key(run), {})[run] = tags
+        raw.setdefault(group_key(run, tuple(sorted(tags))), {})[run] = tags
     out = {}
     for name, runs in raw.items():
         key = tuple(

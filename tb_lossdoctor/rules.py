@@ -13,19 +13,13 @@ from typing import List, Optional
 import numpy as np
 
 from tb_lossdoctor.advice import advice_for
+from tb_lossdoctor.chance import ChanceLevel, chance_level
+from tb_lossdoctor.codes import EVENTS, FATAL_EVENTS, SEVERITY
 from tb_lossdoctor.grouping import Curve, MetricPair, RunGroup
 from tb_lossdoctor.naming import describe_role, metric_label
 from tb_lossdoctor.report import Finding
 from tb_lossdoctor.settings import Settings
-from tb_lossdoctor.trend import FALLING, FLAT, RISING, CurveStats, analyse
-
-SEVERITY = {
-    "nan": "error", "blowup": "error", "diverging": "error", "not_learning": "error",
-    "oscillation": "warning", "overfitting": "warning", "data_problem": "warning",
-    "plateau": "warning", "slow_convergence": "warning", "spikes": "warning",
-    "still_learning": "info", "converged": "info", "too_early": "info",
-}
-
+from tb_lossdoctor.trend import FALLING, FLAT, RISING, CurveStats, Trend, analyse, median, point_noise
 
 @dataclass
 class View:
@@ -56,13 +50,19 @@ def view_of(curve: Curve, pair: MetricPair, settings: Settings) -> View:
 
 
 def diagnose_group(group: RunGroup, settings: Settings) -> List[Finding]:
-    """All findings of one run group, most severe first, one per code."""
+    """All findings of one run group: events, plus exactly one trend verdict unless a `nan` or
+    `blowup` ended the run."""
     findings: List[Finding] = []
     for index, pair in enumerate(group.pairs):
         if index > 0 and not pair.is_loss and all(np.isfinite(c.series.values).all() for c in pair.curves):
             continue  # a finite secondary metric adds nothing: skip its analysis
         views = [view_of(c, pair, settings) for c in pair.curves]
-        findings.extend(nan_finding(v) for v in views if v.stats.first_nonfinite_step is not None)
+        # `nan` is for a curve that was finite and then was not, or for a loss that never was:
+        # a secondary metric NaN at every point (an AP with no objects of that size) is undefined.
+        findings.extend(
+            nan_finding(v) for v in views
+            if v.stats.first_nonfinite_step is not None and (pair.is_loss or v.stats.finite_points > 0)
+        )
         if index == 0:
             # The table is read on the primary metric (`loss`, else the first loss with a
             # validation curve): secondary metrics would repeat or muddle its verdict.
@@ -73,8 +73,8 @@ def diagnose_group(group: RunGroup, settings: Settings) -> List[Finding]:
 
 
 def merge_findings(findings: List[Finding]) -> List[Finding]:
-    """One finding per code (the first, from the primary metric, wins); errors silence the
-    reassuring info findings, which would contradict them."""
+    """One finding per code (the first, from the primary metric, wins), most severe first;
+    events first within a severity, so the verdict is easy to find."""
     kept: dict = {}
     for f in findings:
         if f.code in kept:
@@ -85,11 +85,27 @@ def merge_findings(findings: List[Finding]) -> List[Finding]:
                     other.evidence["also_in"].append(tag)
             continue
         kept[f.code] = f
-    out = list(kept.values())
-    if any(f.severity in ("error", "warning") for f in out):
-        out = [f for f in out if f.code not in ("converged", "still_learning", "too_early")]
     rank = {"error": 0, "warning": 1, "info": 2}
-    return sorted(out, key=lambda f: rank[f.severity])
+    return sorted(kept.values(), key=lambda f: (rank[f.severity], f.code not in EVENTS))
+
+
+def verdict_of(findings: List[dict]) -> Optional[str]:
+    """The run's trend verdict: the one finding that is not an event (None when the run died)."""
+    return next((f["code"] for f in findings if f["code"] not in EVENTS), None)
+
+
+def accuracy_end(group: RunGroup) -> Optional[float]:
+    """End level of the group's accuracy in [0, 1] (validation preferred), for chance levels."""
+    for pair in group.pairs:
+        if pair.is_loss or not any(w in pair.metric.split("_") for w in ("accuracy", "acc")):
+            continue
+        curve = pair.val or pair.train
+        values = curve.series.values[np.isfinite(curve.series.values)]
+        if values.size:
+            level = median(values[-max(1, values.size // 10):])
+            if 0.0 <= level <= 1.0:
+                return level
+    return None
 
 
 # --- single-curve events ----------------------------------------------------------------------
@@ -106,8 +122,9 @@ def nan_finding(v: View) -> Finding:
             f"The {v.name} was {fmt(v.value(st.last_finite_value))} at step "
             f"{fmt_step(st.last_finite_step)}, then {kind} from step {fmt_step(step)}"
         )
+        bad = st.points - st.finite_points
         summary += (
-            f"; {st.nonfinite_fraction:.0%} of its points are non-finite."
+            f"; {bad:,} of its {st.points:,} points are non-finite."
             if st.recovered_after_nonfinite
             else " and never recovered."
         )
@@ -266,24 +283,37 @@ def pair_findings(
     spikes = spikes_finding(main, before)
     if spikes:
         out.append(spikes)
-    if main.stats.finite_points < settings.min_points or main.stats.recent is None:
-        if not out and main.stats.first_nonfinite_step is None:
-            out.append(too_early_finding(main, settings))
-        return out
-    if out and out[0].code == "blowup":
+    if blowup:
         return out
     if main.stats.first_nonfinite_step is not None and not main.stats.recovered_after_nonfinite:
         return out  # the run died: a trend verdict on what came before would be beside the point
+    if main.stats.finite_points < settings.min_points or main.stats.recent is None:
+        return out + [too_early_finding(main, settings)]
     usable_val = (
         val is not None
         and main is train
         and val.stats.finite_points >= settings.min_val_points
         and val.stats.recent is not None
     )
-    finding = table_finding(train, val, settings) if usable_val else single_finding(main, settings)
-    if finding:
-        out.append(finding)
-    return out
+    chance = chance_of(main, val if usable_val else None, group, settings)
+    finding = (
+        table_finding(train, val, settings, chance) if usable_val else single_finding(main, settings, chance)
+    )
+    return out + [finding]
+
+
+def chance_of(main: View, val: Optional[View], group: RunGroup, settings: Settings) -> Optional[ChanceLevel]:
+    """The chance level the primary loss sits at, if any (losses only)."""
+    if main.sign < 0:
+        return None
+    ends = [main.stats.end] + ([val.stats.end] if val is not None else [])
+    return chance_level(main.stats.start, ends, accuracy_end(group), settings)
+
+
+def improved_beyond_noise(st: CurveStats, settings: Settings) -> bool:
+    """The curve's improvement stands beyond its point-to-point noise (plus what picking the
+    best of many noisy points gives by chance): unmistakable, not only a significant drift."""
+    return st.improvement > settings.not_learning_noise * st.noise + st.chance_improvement
 
 
 def learned(st: CurveStats, settings: Settings) -> bool:
@@ -300,9 +330,10 @@ def learned(st: CurveStats, settings: Settings) -> bool:
 
 
 def oscillating(st: CurveStats, settings: Settings) -> bool:
-    """It learned something, but its point-to-point swings are at least `oscillation_ratio` of
-    everything it learned (a curve that never moved beyond its noise is `not_learning`)."""
-    return learned(st, settings) and st.noise >= settings.oscillation_ratio * st.improvement
+    """It learned something, but the swings of its smoothed curve are at least
+    `oscillation_ratio` of everything it learned. Smoothed: per-step minibatch noise around a
+    steady curve is normal; a learning rate that is too high shows in the trend."""
+    return learned(st, settings) and st.smooth_noise >= settings.oscillation_ratio * st.improvement
 
 
 def swinging_without_learning(v: View, settings: Settings) -> bool:
@@ -313,7 +344,7 @@ def swinging_without_learning(v: View, settings: Settings) -> bool:
     if floor is None:
         return False
     distance = st.start - floor
-    return distance > 0 and st.noise >= settings.swing_of_level * distance
+    return distance > 0 and st.smooth_noise >= settings.swing_of_level * distance
 
 
 def sustained_rise(st: CurveStats) -> bool:
@@ -327,28 +358,29 @@ def sustained_rise(st: CurveStats) -> bool:
     )
 
 
-def single_finding(v: View, settings: Settings) -> Optional[Finding]:
+def single_finding(v: View, settings: Settings, chance: Optional[ChanceLevel] = None) -> Finding:
     """Verdict from one curve's own trend (no usable validation curve)."""
     st = v.stats
+    if chance is not None:
+        return not_learning_finding(v, chance=chance)
     if oscillating(st, settings):
         return oscillation_finding(v)
     if sustained_rise(st):
         return diverging_finding([v])
     if not learned(st, settings):
         return oscillation_finding(v) if swinging_without_learning(v, settings) else not_learning_finding(v)
-    direction = st.recent.direction
-    if direction == RISING:  # an upswing that is not a steady climb
-        direction = FLAT
-    if direction == FALLING:
+    if st.recent.direction == FALLING:
         if is_slow(v, settings):
             return slow_finding(v)
         return still_learning_finding([v])
     return plateau_or_converged([v], settings)
 
 
-def table_finding(train: View, val: View, settings: Settings) -> Optional[Finding]:
-    """The checklist's train/validation table, on the recent trends of both curves."""
+def table_finding(train: View, val: View, settings: Settings, chance: Optional[ChanceLevel] = None) -> Finding:
+    """The checklist's train/validation table, both curves judged over the same recent steps."""
     t, w = train.stats, val.stats
+    if chance is not None:
+        return not_learning_finding(train, val, chance=chance)
     if oscillating(t, settings):
         return oscillation_finding(train)
     if sustained_rise(t):
@@ -357,53 +389,113 @@ def table_finding(train: View, val: View, settings: Settings) -> Optional[Findin
         if swinging_without_learning(train, settings):
             return oscillation_finding(train)
         return not_learning_finding(train, val)
-    # Both curves measure the same metric in the same units: judge them with one yardstick.
-    common_range = max(t.value_range, w.value_range)
-    td = t.recent.direction_against(common_range, settings)
-    vd = w.recent.direction_against(common_range, settings)
-    if td == RISING:  # an upswing that is not a steady climb (that was handled above)
-        td = FLAT
-    if val_has_regressed(w, settings):
-        return overfitting_finding(train, val)
-    if td == FALLING and vd == FLAT and val_stalled(w, settings):
-        return overfitting_finding(train, val)
-    if td == FLAT and vd == FALLING and train_flatter_than_val(t, w, settings):
-        return data_problem_finding(train, val)
-    if td == FLAT and vd == FALLING:
-        td = FALLING  # train is only noisier: its change is compatible with validation's
-    if td == FALLING:
+    regression = val_regression(train, val, settings)
+    if regression is not None:
+        return overfitting_finding(train, val, regression)
+    if learned(t, settings) and (oscillating(w, settings) or (
+            not learned(w, settings) and swinging_without_learning(val, settings))):
+        return oscillation_finding(val)
+    gap = gap_opened(t, w, settings)
+    if gap is not None:
+        return overfitting_finding(train, val, gap)
+    window = shared_window(t, w, settings)
+    tw, vw = t.trend_from(window), w.trend_from(window)
+    if tw is None or vw is None:  # sparse validation: no trend to compare, read the training curve
+        return single_finding(train, settings)
+    shared_start = max(t.first_step, w.first_step)
+    td = tw.direction_against(t.range_from(shared_start), settings)
+    vd = vw.direction_against(w.range_from(shared_start), settings)
+    # Overfitting needs a generalisation gap to widen: validation ends worse than training.
+    if td == FALLING and w.end > t.end and lags(tw, vw, settings):
+        return overfitting_finding(train, val, {"window": (tw, vw)})
+    if vd == FALLING and lags(vw, tw, settings):
+        return data_problem_finding(train, val, tw, vw)
+    if vd == FALLING or (td == FALLING and keeps_up(tw, vw, settings)):
+        # Validation still improves (or moves along with training, only noisier).
         if is_slow(train, settings):
             return slow_finding(train, val)
         return still_learning_finding([train, val])
+    # Validation flat: training may still creep down, but held-out results stopped improving.
     return plateau_or_converged([train, val], settings)
 
 
-def val_has_regressed(w: CurveStats, settings: Settings) -> bool:
-    """Validation is getting worse: rising now, or rising significantly since a best point
-    that lies well back in the run."""
-    if w.recent.direction == RISING and w.end > w.best:
+def shared_window(t: CurveStats, w: CurveStats, settings: Settings) -> float:
+    """First step of the recent window both curves are judged over: the last `recent_fraction`
+    of the steps they share, widened to hold `min_window_bins` validation points."""
+    lo, hi = max(t.first_step, w.first_step), min(t.final_step, w.final_step)
+    start = hi - settings.recent_fraction * max(hi - lo, 0)
+    val_steps = w.bin_steps[w.bin_steps <= hi]
+    if val_steps.size >= settings.min_window_bins:
+        start = min(start, float(val_steps[-settings.min_window_bins]))
+    elif val_steps.size:
+        start = float(val_steps[0])
+    return start
+
+
+def val_regression(train: View, val: View, settings: Settings) -> Optional[dict]:
+    """Validation got worse since its best point while training learned: the level of its last
+    evaluations stands above the best by `regression_min` of what it had improved, and either
+    by more than its noise (measured since the best) or with a significant climb since the
+    best; confirmed over `patience` evaluations (fewer when validation is sparse: then the
+    finding says how few). Returns the facts, or None."""
+    t, w = train.stats, val.stats
+    if not learned(t, settings):
+        return None
+    after = w.bin_steps > w.best_step
+    values = w.bin_values[after]
+    n_after = int(values.size)
+    sparse = w.finite_points <= settings.sparse_val_points
+    if n_after == 0 or (n_after < settings.patience and not sparse):
+        return None
+    level = median(values[-min(settings.patience, n_after):])
+    rise = level - w.best
+    gained = max(w.improvement, w.value_range if w.improvement <= 0 else 0.0)
+    if rise < settings.regression_min * gained or not beyond_chance(val, values, rise, sparse, settings):
+        return None
+    return {"rise": rise, "level": level, "evaluations_after_best": n_after, "sparse": sparse or n_after < settings.patience}
+
+
+def gap_opened(t: CurveStats, w: CurveStats, settings: Settings) -> Optional[dict]:
+    """Training clearly learned while validation never moved beyond its noise, and the gap between them
+    (validation minus training) opened by more than `regression_noise` of validation's noise
+    since validation's first evaluation: overfitting from the start. Returns the facts."""
+    if not improved_beyond_noise(t, settings) or learned(w, settings):
+        return None
+    gap_then = w.start - float(np.interp(w.first_step, t.bin_steps, t.bin_values))
+    gap_now = w.end - t.end
+    if gap_now - gap_then <= settings.regression_noise * w.noise:
+        return None
+    return {"gap_then": gap_then, "gap_now": gap_now}
+
+
+def beyond_chance(val: View, after_best: np.ndarray, rise: float, sparse: bool, settings: Settings) -> bool:
+    """Is validation's rise since its best more than noise? A significant climb since the best,
+    or a rise beyond `regression_noise` of its noise since the best (the early, wilder part of a
+    curve says little about how much its late level wanders). A sparse curve has no usable
+    noise: there the rise must be `sparse_rise` of the best level's distance to its floor."""
+    w = val.stats
+    if w.since_best is not None and w.since_best.direction == RISING:
         return True
-    return (
-        val_stalled(w, settings)
-        and w.since_best is not None
-        and w.since_best.direction == RISING
-        and w.end - w.best > settings.regression_min * w.value_range
-    )
+    if sparse:
+        floor = natural_floor(val)
+        return floor is not None and rise >= settings.sparse_rise * (w.best - floor)
+    noise = point_noise(after_best) if after_best.size >= 5 else w.noise
+    return rise > settings.regression_noise * noise
 
 
-def train_flatter_than_val(t: CurveStats, w: CurveStats, settings: Settings) -> bool:
-    """Training improved less than half as much as validation over the run, and its recent
-    change is significantly smaller than validation's fall (same metric, same units): not a
-    converging run whose noisier training curve merely hides the same trend."""
-    if t.improvement >= 0.5 * w.improvement:
+def lags(leader: Trend, follower: Trend, settings: Settings) -> bool:
+    """Over the same window, the follower improved less than `val_keeps_up` of what the leader
+    improved (or got worse), and the difference is beyond both curves' noise ("flat is
+    relative": same metric, same units, so the gap between the curves changes)."""
+    if leader.change >= 0 or keeps_up(leader, follower, settings):
         return False
-    gap = w.recent.change - t.recent.change  # negative when validation falls more
-    combined = float(np.hypot(t.recent.stderr, w.recent.stderr))
-    return gap < -settings.trend_z * combined
+    difference = follower.change - leader.change
+    return difference > settings.trend_z * float(np.hypot(leader.stderr, follower.stderr))
 
 
-def val_stalled(w: CurveStats, settings: Settings) -> bool:
-    return w.best_step < w.final_step - settings.stall_fraction * w.span
+def keeps_up(leader: Trend, follower: Trend, settings: Settings) -> bool:
+    """The follower improved by at least `val_keeps_up` of the leader's improvement."""
+    return leader.change < 0 and follower.change <= settings.val_keeps_up * leader.change
 
 
 def is_slow(v: View, settings: Settings) -> bool:
@@ -468,17 +560,28 @@ def too_early_finding(v: View, settings: Settings) -> Finding:
     )
 
 
-def not_learning_finding(train: View, val: Optional[View] = None) -> Finding:
+def not_learning_finding(train: View, val: Optional[View] = None, chance: Optional[ChanceLevel] = None) -> Finding:
     st = train.stats
     views = [train] + ([val] if val is not None else [])
+    evidence = {**_levels(train), "improvement": st.improvement, "noise": st.noise}
+    if chance is not None:
+        evidence["chance_level"] = chance.to_evidence()
+        summary = (
+            f"The {train.name} sits at {fmt(train.value(st.end))} at step {fmt_step(st.final_step)}, "
+            f"the chance level ({chance.describe()}): the model learned nothing."
+        )
+    else:
+        summary = (
+            f"The {train.name} stayed at about {fmt(train.value(st.start))} from step "
+            f"{fmt_step(st.first_step)} to {fmt_step(st.final_step)}: its best improvement "
+            f"({fmt(st.improvement)}) is within its own noise."
+        )
     return _finding(
         "not_learning", views,
-        f"{train.name.capitalize()} has not moved since the start",
-        f"The {train.name} stayed at about {fmt(train.value(st.start))} from step "
-        f"{fmt_step(st.first_step)} to {fmt_step(st.final_step)}: its best improvement "
-        f"({fmt(st.improvement)}) is within its own noise.",
+        f"{train.name.capitalize()} {'is at chance level' if chance else 'has not moved since the start'}",
+        summary,
         st.first_step, (st.first_step, st.final_step),
-        {**_levels(train), "improvement": st.improvement, "noise": st.noise},
+        evidence,
         confidence=0.85,
     )
 
@@ -517,42 +620,74 @@ def diverging_finding(views: List[View]) -> Finding:
     )
 
 
-def overfitting_finding(train: View, val: View) -> Finding:
-    """Located at the best logged validation point: the checkpoint to keep."""
+def overfitting_finding(train: View, val: View, facts: dict) -> Finding:
+    """Located at the best logged validation point: the checkpoint to keep. `facts` hold what
+    the decision checked: the rise since the best, or both curves' changes over one window."""
     w = val.stats
     best, best_step = w.best_point, w.best_point_step
-    rise = w.end - best
     pct = relative(val.value(best), val.value(w.end))
     worse = "risen" if val.sign > 0 else "fallen"
-    since = f"has {worse} {pct} since" if rise > 0 and pct else "has not improved since"
     bottomed = "bottomed" if val.sign > 0 else "peaked"
+    evidence = {"best_val_step": best_step, "best_val": val.value(best), "val_end": val.value(w.end),
+                "val_change_since_best": val.value(w.end - best), "train": _levels(train),
+                "val_recent": _recent(val)}
+    if "gap_now" in facts:
+        summary = (
+            f"The {train.name} improved to {fmt(train.value(train.stats.end))} while the {val.name} "
+            f"never improved beyond its noise (near {fmt(val.value(w.end))}): the gap between them "
+            f"went from {fmt(facts['gap_then'])} to {fmt(facts['gap_now'])}."
+        )
+        evidence["gap"] = {"at_first_evaluation": facts["gap_then"], "at_end": facts["gap_now"]}
+        confidence = 0.75
+    elif "window" in facts:
+        tw, vw = facts["window"]
+        summary = (
+            f"Since step {fmt_step(tw.start_step)} the {train.name} improved by "
+            f"{fmt(abs(tw.change))} while the {val.name} changed by {fmt(val.value(vw.change))}: "
+            f"the gap between them widens. Validation was best at step {fmt_step(best_step)} "
+            f"({fmt(val.value(best))})."
+        )
+        evidence["window"] = {"start": tw.start_step, "train_change": train.value(tw.change),
+                              "val_change": val.value(vw.change)}
+        confidence = 0.75
+    else:
+        since = f"has {worse} {pct} since" if pct else "has got worse since"
+        summary = (
+            f"The {val.name} {bottomed} at step {fmt_step(best_step)} ({fmt(val.value(best))}) and "
+            f"{since} ({fmt(val.value(facts['level']))} over its last evaluations)"
+        )
+        n = facts["evaluations_after_best"]
+        if facts["sparse"]:
+            summary += f"; only {n} evaluation{'s' if n != 1 else ''} after the best, so treat it as a first sign"
+        summary += "."
+        evidence["evaluations_after_best"] = n
+        confidence = 0.6 if facts["sparse"] else 0.85
     return _finding(
         "overfitting", [train, val],
         f"Overfitting: {val.name} best at step {fmt_step(best_step)}",
-        f"The {val.name} {bottomed} at step {fmt_step(best_step)} ({fmt(val.value(best))}) and "
-        f"{since} ({fmt(val.value(w.end))} at step {fmt_step(w.final_step)}), while the "
-        f"{train.name} kept improving to {fmt(train.value(train.stats.end))}.",
+        summary,
         best_step, (best_step, w.final_step),
-        {"best_val_step": best_step, "best_val": val.value(best), "val_end": val.value(w.end),
-         "val_change_since_best": val.value(rise), "train": _levels(train), "val_recent": _recent(val)},
+        evidence,
         specific=(
             f"The best {val.name} was at step {fmt_step(best_step)}: restore that checkpoint or stop there.",
         ),
-        confidence=0.85,
+        confidence=confidence,
     )
 
 
-def data_problem_finding(train: View, val: View) -> Finding:
+def data_problem_finding(train: View, val: View, tw: Trend, vw: Trend) -> Finding:
     t, w = train.stats, val.stats
     return _finding(
         "data_problem", [train, val],
         f"{train.name.capitalize()} is flat while {val.name} improves",
-        f"Since step {fmt_step(t.recent.start_step)} the {train.name} has stayed near "
-        f"{fmt(train.value(t.end))} while the {val.name} kept improving to "
-        f"{fmt(val.value(w.end))}: the training data looks different from the validation data.",
-        t.recent.start_step, (t.recent.start_step, t.final_step),
-        {"train": _levels(train), "val": _levels(val), "train_recent": _recent(train),
-         "val_recent": _recent(val)},
+        f"Since step {fmt_step(tw.start_step)} the {train.name} changed by "
+        f"{fmt(train.value(tw.change))} (near {fmt(train.value(t.end))}) while the {val.name} "
+        f"improved by {fmt(abs(vw.change))} to {fmt(val.value(w.end))}: the training data looks "
+        f"different from the validation data.",
+        tw.start_step, (tw.start_step, t.final_step),
+        {"train": _levels(train), "val": _levels(val),
+         "window": {"start": tw.start_step, "train_change": train.value(tw.change),
+                    "val_change": val.value(vw.change)}},
         confidence=0.7,
     )
 
@@ -589,28 +724,36 @@ def still_learning_finding(views: List[View]) -> Finding:
 
 
 def plateau_or_converged(views: List[View], settings: Settings) -> Finding:
+    """Flat after learning: a plateau only with evidence that the level is poor (the loss
+    judged on held-out data closed under `plateau_gain` of its way to its floor); otherwise
+    converged, whatever the floor of the loss may be."""
     v = views[0]
+    judged = views[-1]  # validation when there is one: the level that matters
     st = v.stats
-    closed = gap_closed(v)
+    closed = gap_closed(judged)
     names = " and ".join(x.name for x in views)
-    if closed is not None and closed < settings.plateau_gap_closed:
+    if closed is not None and closed < settings.plateau_gain:
+        js = judged.stats
         return _finding(
             "plateau", views,
             f"Plateau at a poor level since step {fmt_step(st.recent.start_step)}",
-            f"The {names} {'are' if len(views) > 1 else 'is'} flat; the {v.name} went from "
-            f"{fmt(v.value(st.start))} to {fmt(v.value(st.end))}, only {closed:.0%} of the way to "
-            f"its floor.",
+            f"The {names} {'are' if len(views) > 1 else 'is'} flat; the {judged.name} went from "
+            f"{fmt(judged.value(js.start))} to {fmt(judged.value(js.end))}, only {closed:.0%} of "
+            f"the way to its floor.",
             st.recent.start_step, (st.recent.start_step, st.final_step),
-            {**_levels(v), "gap_closed": closed},
+            {**_levels(judged), "gap_closed": closed},
             confidence=0.6,
         )
+    summary = f"The {v.name} flattened at {fmt(v.value(st.end))} after improving from {fmt(v.value(st.start))}"
+    if len(views) > 1:
+        w = views[1]
+        summary += f"; the {w.name} at {fmt(w.value(w.stats.end))} (from {fmt(w.value(w.stats.start))})"
     return _finding(
         "converged", views,
         "Converged",
-        f"The {names} flattened at {fmt(v.value(st.end))} after improving from "
-        f"{fmt(v.value(st.start))}.",
+        summary + ".",
         st.best_step, (st.recent.start_step, st.final_step),
-        {**_levels(v), "gap_closed": closed},
+        {**_levels(v), "gap_closed": gap_closed(v)},
         confidence=0.7,
     )
 

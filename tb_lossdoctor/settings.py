@@ -36,10 +36,24 @@ class Settings:
     """... and the Mann-Kendall rank test must agree at the 5% level (robust to outliers)."""
     trend_min_change: float = 0.05
     """... and at least this fraction of the curve's whole range, to count as a trend."""
-    stall_fraction: float = 0.3
-    """Validation stalled: its best point is older than this fraction of the run's steps."""
-    regression_min: float = 0.1
-    """Validation has "risen since its best" when it gave back this fraction of its range."""
+    regression_min: float = 0.05
+    """Validation has "risen since its best" when it gave back at least this fraction of what
+    it had gained (a twentieth: small next to the gain, the noise test below does the rest)..."""
+    regression_noise: float = 3.0
+    """... and its level since then stands this many noise units above the best (the best of
+    many noisy points lies about 2 units low by chance alone), or it climbs significantly..."""
+    patience: int = 3
+    """... confirmed by at least this many evaluations after the best one (Keras'
+    `EarlyStopping(patience=...)` idea: one uptick is not overfitting)."""
+    val_keeps_up: float = 0.5
+    """Train falling, validation "flat": validation improved less than this fraction of what
+    training improved over the same steps, so the gap between them widens."""
+    sparse_val_points: int = 6
+    """A validation curve with this many points or fewer cannot show a significant trend: it
+    is judged on what its points show (risen above the best or not), with lower confidence..."""
+    sparse_rise: float = 0.1
+    """... risen when its last evaluations sit this fraction of the best level's distance to its
+    floor above the best (10% above the best for a loss): a few points give no noise estimate."""
 
     # --- learning or not -------------------------------------------------------------------
     not_learning_noise: float = 3.0
@@ -48,10 +62,17 @@ class Settings:
     not_learning_relative: float = 1e-3
     """... or by more than this fraction of its own starting magnitude (an exactly constant
     loss has no noise to compare with)."""
-    plateau_gap_closed: float = 0.5
-    """A flat loss that closed less than this fraction of the gap between its start and its
-    natural floor (0 for non-negative losses, the top for accuracies in [0, 1]) plateaued at a
-    poor level. The one level-based rule: it applies only where the floor is known."""
+    plateau_gain: float = 0.1
+    """A flat loss is at a poor level (a plateau, not convergence) only with evidence: it
+    closed less than this fraction of the gap between its start and its natural floor (0 for
+    non-negative losses, the top for accuracies in [0, 1]): it learned next to nothing. A
+    smaller gain says nothing: many losses have a floor well above zero."""
+    chance_tolerance: float = 0.02
+    """A loss within this fraction of ln K sits at chance level for K classes..."""
+    chance_accuracy_tolerance: float = 0.2
+    """... and an accuracy within this fraction of 1/K agrees on K."""
+    chance_max_classes: int = 1000
+    """Chance levels are looked for up to this many classes (ln 1000 = 6.9)."""
     slow_linearity: float = 0.6
     """Slow convergence: the recent rate of improvement is still this fraction of the run's
     average rate (no deceleration at all), while the curve keeps falling..."""

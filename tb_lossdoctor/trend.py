@@ -57,7 +57,7 @@ class CurveStats:
     recovered_after_nonfinite: bool = False
     last_finite_step: Optional[int] = None
     last_finite_value: float = float("nan")
-    # Over the finite prefix (before the first non-finite point):
+    # Over the finite points (before the first non-finite one, unless the curve recovered):
     bin_steps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     bin_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
     points_per_bin: float = 1.0
@@ -99,6 +99,31 @@ class CurveStats:
             return None
         return window_trend(bin_steps[after_best], smoothed[after_best], self, settings, scale, whole=True)
 
+    def trend_from(self, step: float) -> Optional[Trend]:
+        """Trend of the smoothed curve from `step` to the end (pairs judge both curves over the
+        same window); None with fewer than `min_window_bins` points there."""
+        if self.trend_inputs is None:
+            return None
+        bin_steps, smoothed, settings, scale = self.trend_inputs
+        inside = bin_steps >= step
+        if inside.sum() < min(settings.min_window_bins, bin_steps.size):
+            return None
+        return window_trend(bin_steps[inside], smoothed[inside], self, settings, scale, whole=True)
+
+    def range_from(self, step: float) -> float:
+        """Range of the smoothed curve from `step` on (the yardstick over steps both curves of a
+        pair cover: a validation curve first evaluated after the early drop never saw it)."""
+        inside = self.bin_values[self.bin_steps >= step]
+        return float(np.ptp(inside)) if inside.size else 0.0
+
+    @cached_property
+    def smooth_noise(self) -> float:
+        """Point-to-point swings of the smoothed curve (bin medians), value units: minibatch
+        noise averages out here, a learning rate that is too high does not."""
+        if self.points_per_bin <= 1.0:
+            return self.noise
+        return point_noise(self.bin_values)
+
     @property
     def chance_improvement(self) -> float:
         """How far below its start a flat curve's best smoothed point falls by noise alone:
@@ -128,7 +153,10 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
         stats.first_nonfinite_value = float(values[first_bad])
         stats.nonfinite_fraction = float((~finite).mean())
         stats.recovered_after_nonfinite = bool(finite[-1]) and first_bad < values.size - 1
-        steps, values = steps[:first_bad], values[:first_bad]
+        # A run that recovered is judged on all its finite points (masked, not cut at the first
+        # bad one); a run that died is judged on what came before.
+        keep = finite if stats.recovered_after_nonfinite else np.arange(values.size) < first_bad
+        steps, values = steps[keep], values[keep]
     if values.size == 0:
         return stats
     stats.last_finite_step, stats.last_finite_value = int(steps[-1]), float(values[-1])
@@ -310,6 +338,9 @@ def window_trend(
     change = slope * length
     residuals = y - (intercept + slope * (x - x[0]))
     scatter = _MAD_TO_SIGMA * median(np.abs(residuals - median(residuals)))
+    # A short window's residuals can be quiet by chance: never claim less scatter than the
+    # smoothed curve's own point-to-point noise, measured over all of it.
+    scatter = max(scatter, stats.smooth_noise / scale)
     stderr = scatter * np.sqrt(12.0 / x.size)
     value_range = float(np.ptp(bin_values / scale))
     significant = abs(change) > settings.trend_z * stderr and abs(mann_kendall_z(y)) >= settings.rank_z

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -18,10 +19,24 @@ def _has_event_files(path: Path) -> bool:
     return path.is_dir() and any(p.name.startswith("events.out.tfevents") for p in path.rglob("*"))
 
 
+def realworld_labels() -> dict:
+    """../shared/realworld/labels.json: {case folder: {must_any, forbid, must_all}} ({} when absent).
+
+    Tests that go through the labelled folders take the list from here, not from the folder."""
+    path = REALWORLD / "labels.json"
+    if not path.is_file():
+        return {}
+    with open(path) as fh:
+        return json.load(fh)
+
+
 @pytest.fixture(scope="session")
 def realworld_dir() -> Path:
-    """../shared/realworld (public logs, read in place); skips when absent."""
+    """../shared/realworld (public logs, read in place). Skips when absent, except under CI,
+    where the team's shared folder is always laid beside the clone: there, absence is a fault."""
     if not _has_event_files(REALWORLD):
+        if os.environ.get("CI") == "true":
+            pytest.fail("../shared/realworld is missing under CI: the labelled set must run")
         pytest.skip("../shared/realworld is not present")
     return REALWORLD
 

@@ -143,10 +143,10 @@ def test_markdown_escapes_hostile_run_names(hostile_logdir, capsys):
     assert "<img" not in out
     assert "&lt;img src\\=x onerror\\=alert\\(1\\)&gt;" in out
     assert "a&#124;b" in out
-    # Every table row keeps exactly its 4 cell separators: the names did not add columns.
+    # Every table row keeps exactly its 5 cell separators: the names did not add columns.
     rows = [l for l in out.splitlines() if l.startswith("| ") and "---" not in l]
     assert len(rows) == 3
-    assert all(l.count("|") == 4 for l in rows)
+    assert all(l.count("|") == 5 for l in rows)
     assert "### " in out  # non-ok runs get a section
 
 
@@ -169,8 +169,9 @@ def test_markdown_summary_table_and_sections():
         {"run": "fine", "status": "ok", "series": [], "findings": []},
     ]}
     md = formatting.render_markdown(report)
-    assert "| run | status | findings |" in md
-    assert "| bad | " in md and "overfitting" in md
+    assert "| status | verdict | events | run |" in md
+    assert "| overfitting | - | bad |" in md
+    assert "Verdict: **overfitting**" in md
     assert "### " in md and "fine" in md
     assert md.count("### ") == 1  # ok runs have no section
     assert "- stop early" in md

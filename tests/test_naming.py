@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tb_lossdoctor.grouping import group_key, group_series
-from tb_lossdoctor.naming import is_learning_rate, parse_tag
+from tb_lossdoctor.naming import is_learning_rate, parse_tag, split_of_run
 from tb_lossdoctor.series import make_series
 
 
@@ -86,3 +86,35 @@ def test_group_keys():
 def test_only_training_curve_is_kept_alone():
     (group,) = group_series([series("r", "loss")])
     assert group.pairs[0].train is not None and group.pairs[0].val is None
+
+
+def test_split_suffixed_run_folders_are_splits():
+    # PyTorch's add_scalars("Loss", {"train": ..., "val": ...}) writes runs X/Loss_train + X/Loss_val.
+    assert split_of_run("exp/Loss_train", ("Loss",)) == ("exp", "train", 0)
+    assert split_of_run("exp/Loss_val", ("Loss",))[:2] == ("exp", "val")
+    # Estimator's evaluate(name="validation") and custom loops' train_loss/test_loss folders.
+    assert split_of_run("model_dir/eval_validation", ("loss",))[:2] == ("model_dir", "val")
+    assert split_of_run("x2/test_loss", ("loss", "psnr"))[:2] == ("x2", "val")
+    # Another word makes it a run name.
+    assert split_of_run("resnet_train", ("loss",)) == ("resnet_train", "", 0)
+
+
+def test_ultralytics_train_folder_is_a_run_name():
+    tags = ("train/box_loss", "val/box_loss", "metrics/mAP50(B)")
+    assert split_of_run("runs/detect/train", tags) == ("runs/detect/train", "", 0)
+    # Keras' validation folder also holds `evaluation_loss_vs_iterations`: still a split.
+    assert split_of_run("m/validation", ("epoch_loss", "evaluation_loss_vs_iterations"))[:2] == ("m", "val")
+
+
+def test_add_scalars_layout_pairs_train_and_validation():
+    groups = group_series([series("exp/Loss_train", "Loss"), series("exp/Loss_val", "Loss")])
+    (group,) = groups
+    assert group.name == "exp"
+    pair = group.pairs[0]
+    assert (pair.train.series.run, pair.val.series.run) == ("exp/Loss_train", "exp/Loss_val")
+
+
+def test_tf1_uniquified_loss_is_the_loss():
+    assert parse_tag("loss_1").metric == "loss"
+    assert parse_tag("val_loss_2") == parse_tag("val_loss")
+    assert parse_tag("metrics/mAP_0.5").metric != parse_tag("metrics/mAP_0.5:0.95").metric

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import realworld_labels
 from tb_lossdoctor.readers import data_server
 from tb_lossdoctor.readers.logdir import LogdirError, read_logdir
 
@@ -280,7 +281,7 @@ def test_unsupported_scheme_raises_data_server_error():
 
 
 def test_realworld_every_folder_both_readers(realworld_dir):
-    folders = sorted(p for p in Path(realworld_dir).iterdir() if p.is_dir())
+    folders = [Path(realworld_dir) / case for case in sorted(realworld_labels())]
     assert folders
     # One read of the whole tree per reader (fast), then check each folder is represented.
     both = read_both(realworld_dir)

@@ -3,6 +3,7 @@ import { Chart } from "./chart";
 import type { SeriesCache } from "./data";
 import { fmtInt, h, icon, plural, setAttr, setText } from "./dom";
 import type { Expansion } from "./state";
+import { EVENTS } from "./types";
 import type { Finding, RunGroup } from "./types";
 
 let uid = 0;
@@ -148,6 +149,7 @@ export class Card {
   private head: HTMLButtonElement;
   private statusBadge: HTMLSpanElement;
   private runName: HTMLSpanElement;
+  private verdict: HTMLSpanElement;
   private counts: HTMLSpanElement;
   private body: HTMLDivElement;
   private seriesLine: HTMLParagraphElement;
@@ -168,6 +170,7 @@ export class Card {
     const bodyId = nextId("card");
     this.statusBadge = badge("ok");
     this.runName = h("span", { class: "ld-run" });
+    this.verdict = h("span", { class: "ld-verdict" });
     this.counts = h("span", { class: "ld-card-counts" });
     this.head = h(
       "button",
@@ -175,6 +178,7 @@ export class Card {
       icon("chevron", "icon ld-chevron"),
       this.statusBadge,
       this.runName,
+      this.verdict,
       this.counts,
     );
     this.seriesLine = h("p", { class: "ld-series-list" });
@@ -213,6 +217,7 @@ export class Card {
       this.el.setAttribute("aria-label", `${group.run}: ${STATUS_TEXT[status] ?? status}`);
       updateBadge(this.statusBadge, status);
       setText(this.runName, group.run);
+      setText(this.verdict, verdictLine(group));
       const nf = group.findings?.length ?? 0;
       const ns = group.series?.length ?? 0;
       setText(this.counts, `${plural(nf, "finding")} · ${plural(ns, "curve")}`);
@@ -243,7 +248,7 @@ export class Card {
     } else {
       this.note.hidden = true;
     }
-    const findings = g.findings ?? [];
+    const findings = verdictFirst(g.findings ?? []);
     this.healthy.hidden = findings.length > 0;
     const keys = findingKeys(findings);
     const next = new Map<string, FindingView>();
@@ -274,4 +279,18 @@ export class Card {
     for (const f of this.findings.values()) f.destroy();
     this.findings.clear();
   }
+}
+
+/** The card header's verdict: the verdict finding's title, or what ended the run. */
+export function verdictLine(group: RunGroup): string {
+  const findings = group.findings ?? [];
+  const verdict = findings.find((f) => f.code === group.verdict) ?? findings.find((f) => !EVENTS.has(f.code));
+  if (verdict) return verdict.title;
+  const fatal = findings.find((f) => f.code === "nan" || f.code === "blowup");
+  return fatal ? `Run ended: ${fatal.title}` : "";
+}
+
+/** The verdict first (what the reader wants), then the events in the report's order. */
+export function verdictFirst(findings: Finding[]): Finding[] {
+  return [...findings.filter((f) => !EVENTS.has(f.code)), ...findings.filter((f) => EVENTS.has(f.code))];
 }

@@ -149,6 +149,7 @@ body {
 .ld-chevron { transition: transform 120ms ease; color: var(--ld-muted); }
 [aria-expanded="true"] > .ld-chevron { transform: rotate(90deg); }
 .ld-run { font-weight: 500; overflow-wrap: anywhere; flex: 1 1 auto; min-width: 0; }
+.ld-verdict { flex: 2 1 auto; min-width: 0; font-size: 13px; overflow-wrap: anywhere; }
 .ld-card-counts { color: var(--ld-muted); font-size: 12px; white-space: nowrap; }
 .ld-card-body { padding: 0 16px 8px 40px; }
 .ld-card-body[hidden] { display: none; }

@@ -1,4 +1,4 @@
-// The report contract: /work/shared/spec/report.md (version 1). Everything optional is read defensively.
+// The report contract (version 1, see the README's "What it diagnoses"). Everything optional is read defensively.
 
 export type Severity = "info" | "warning" | "error";
 export type Status = "ok" | "warning" | "error";
@@ -28,6 +28,8 @@ export interface Finding {
 export interface RunGroup {
   run: string;
   status: Status | string;
+  /** The run's one trend verdict, or null when a nan/blowup ended the run. */
+  verdict?: string | null;
   series?: SeriesRef[];
   findings?: Finding[];
 }
@@ -56,6 +58,9 @@ export interface SeriesData {
   steps: number[];
   values: Array<number | string | null>;
 }
+
+/** Codes of things that happened at a step; every other code is a trend verdict. */
+export const EVENTS = new Set(["nan", "blowup", "spikes"]);
 
 export const SEVERITY_RANK: Record<string, number> = { ok: 0, info: 1, warning: 2, error: 3 };
 

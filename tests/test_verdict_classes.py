@@ -1,0 +1,206 @@
+"""The classes of misses found on held-out runs (issue: verdicts that hold on runs nobody tuned
+them to), each on constructed curves whose shape is the class and whose noise is random.
+
+Each test is one shape under many noise seeds: a verdict that depends on the seed is a coin toss.
+"""
+
+import numpy as np
+import pytest
+
+from tb_lossdoctor.engine import diagnose
+from tb_lossdoctor.series import make_series
+
+EPOCHS = np.arange(40)
+SEEDS = range(20)
+
+
+def epochs(curve, seed, noise, epochs=EPOCHS):
+    rng = np.random.default_rng(seed)
+    return curve + noise * rng.standard_normal(epochs.size)
+
+
+def verdict(series):
+    (run,) = diagnose(series)["runs"]
+    assert not [p for p in diagnose(series)["problems"] if "diagnosis failed" in p["reason"]]
+    return run
+
+
+def keras_pair(train, val, steps=EPOCHS, tag="epoch_loss"):
+    return [make_series("m/train", tag, steps, train), make_series("m/validation", tag, steps, val)]
+
+
+# 1. Train falling, validation flat: overfitting (the gap widens), whatever the noise seed.
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_train_falls_while_validation_stays_flat_is_overfitting(seed):
+    train = 0.47 + 1.73 * np.exp(-EPOCHS / 12)
+    val = np.full(EPOCHS.size, 1.5)
+    run = verdict(keras_pair(epochs(train, seed, 0.01), epochs(val, seed + 100, 0.03)))
+    assert run["verdict"] == "overfitting", [f["summary"] for f in run["findings"]]
+    assert run["status"] == "warning"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_both_falling_together_is_still_learning(seed):
+    train = 0.3 + 2.0 * np.exp(-EPOCHS / 30)
+    run = verdict(keras_pair(epochs(train, seed, 0.01), epochs(train + 0.1, seed + 100, 0.02)))
+    assert run["verdict"] == "still_learning", [f["summary"] for f in run["findings"]]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_validation_below_training_and_flat_is_not_overfitting(seed):
+    """Dropout/augmentation keep training above validation: training catching up is no gap."""
+    train = 0.9 + 1.5 * np.exp(-EPOCHS / 15)
+    val = 0.4 + 0.6 * np.exp(-EPOCHS / 4)
+    run = verdict(keras_pair(epochs(train, seed, 0.005), epochs(val, seed + 100, 0.005)))
+    assert run["verdict"] != "overfitting"
+
+
+# 2. Chance level.
+
+
+def test_loss_pinned_at_ln_k_is_not_learning_with_the_chance_level():
+    for classes in (2, 3, 10, 100):
+        level = np.log(classes)
+        run = verdict(keras_pair(epochs(np.full(40, level), 0, 1e-4), epochs(np.full(40, level), 1, 1e-4)))
+        finding = next(f for f in run["findings"] if f["code"] == "not_learning")
+        assert finding["evidence"]["chance_level"]["classes"] == classes
+        assert f"ln {classes}" in finding["summary"]
+
+
+def test_loss_that_drifts_at_chance_is_still_not_learning():
+    """ln 10 drifting down in the fourth decimal: significant by noise, still chance."""
+    drift = np.log(10) - 0.0004 * EPOCHS / 40
+    acc = np.full(40, 0.1)
+    series = keras_pair(drift, drift + 1e-4) + keras_pair(acc, acc, tag="epoch_accuracy")
+    run = verdict(series)
+    assert run["verdict"] == "not_learning"
+
+
+def test_loss_far_from_chance_is_not_called_chance():
+    train = 0.69 * np.exp(-EPOCHS / 10) + 0.05
+    run = verdict(keras_pair(train, train + 0.02))
+    assert run["verdict"] in ("converged", "still_learning")
+    assert all("chance_level" not in f["evidence"] for f in run["findings"])
+
+
+# 3. A warning event does not silence the verdict.
+
+
+def test_converged_run_with_spikes_says_both():
+    rng = np.random.default_rng(0)
+    steps = np.arange(3000)
+    loss = (0.2 + 2 * np.exp(-steps / 300)) * (1 + 0.02 * rng.standard_normal(steps.size))
+    loss[[1200, 2100, 2600]] = 5.0
+    run = verdict([make_series("r", "train_loss", steps, loss)])
+    codes = [f["code"] for f in run["findings"]]
+    assert run["verdict"] == "converged" and "spikes" in codes
+    assert run["status"] == "warning"
+
+
+# 4. Flat after improving, at a level far from zero, is converged (no evidence of a poor level).
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_flat_above_zero_after_learning_is_converged(seed):
+    """A regression MAE or a detector's box loss: its floor is well above zero."""
+    train = 0.55 + 0.4 * np.exp(-EPOCHS / 4)
+    val = 0.6 + 0.35 * np.exp(-EPOCHS / 4)
+    run = verdict(keras_pair(epochs(train, seed, 0.003), epochs(val, seed + 100, 0.004)))
+    assert run["verdict"] == "converged", [f["summary"] for f in run["findings"]]
+
+
+def test_flat_after_learning_next_to_nothing_is_a_plateau():
+    """Validation went 46 -> 44.6 (3% of its way to zero) and stayed: a poor level."""
+    train = 44.5 + 1.5 * np.exp(-EPOCHS / 3)
+    val = 44.6 + 1.4 * np.exp(-EPOCHS / 3)
+    run = verdict(keras_pair(epochs(train, 0, 0.05), epochs(val, 1, 0.05)))
+    assert run["verdict"] == "plateau"
+
+
+# 5. Per-step minibatch noise around a steady curve is not oscillation.
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_minibatch_noise_around_a_steady_curve_is_not_oscillation(seed):
+    rng = np.random.default_rng(seed)
+    steps = np.arange(10000)
+    smooth = 45 + 100 * np.exp(-steps / 50)
+    per_step = smooth * (1 + 0.25 * rng.standard_normal(steps.size))
+    val_steps = np.arange(250, 10000, 250)
+    val = 44.6 + 0.05 * rng.standard_normal(val_steps.size)
+    run = verdict([make_series("r", "train_loss", steps, per_step), make_series("r", "val_loss", val_steps, val)])
+    assert run["verdict"] != "oscillation"
+
+
+# 6. Training flat while validation falls is a data problem, however much training fell early.
+
+
+def test_training_flat_after_an_early_drop_while_validation_falls():
+    rng = np.random.default_rng(0)
+    train = 1.5 + 1.0 * np.exp(-EPOCHS / 2) + 0.003 * rng.standard_normal(40)
+    val = 0.3 + 0.8 * np.exp(-EPOCHS / 25) + 0.003 * rng.standard_normal(40)
+    run = verdict(keras_pair(train, val))
+    assert run["verdict"] == "data_problem"
+
+
+# 7. Sparse validation.
+
+
+def test_sparse_validation_that_rose_is_not_a_clean_bill_of_health():
+    """Four evaluations; the last three 40-60% above the best: say so, with lower confidence."""
+    steps = np.arange(0, 8001, 50)
+    train = 0.1 + 2 * np.exp(-steps / 1500)
+    val_steps = np.array([2000, 4000, 6000, 8000])
+    val = np.array([0.50, 0.42, 0.60, 0.65])
+    run = verdict([make_series("r", "train/loss", steps, train), make_series("r", "val/loss", val_steps, val)])
+    assert run["verdict"] == "overfitting"
+    finding = next(f for f in run["findings"] if f["code"] == "overfitting")
+    assert finding["step"] == 4000 and finding["confidence"] < 0.8
+    assert "evaluation" in finding["summary"]
+
+
+def test_one_validation_point_does_not_make_a_long_run_too_early():
+    steps = np.arange(125)
+    train = 0.2 + 2 * np.exp(-steps / 20)
+    run = verdict([make_series("r", "train_loss", steps, train), make_series("r", "val_loss", [124], [0.25])])
+    assert run["verdict"] == "converged"
+
+
+# 8. A secondary metric NaN by construction is not a training failure.
+
+
+def test_secondary_metric_nan_at_every_point_is_not_nan():
+    train = 0.2 + 2 * np.exp(-EPOCHS / 8)
+    series = keras_pair(train, train + 0.05) + [make_series("m/validation", "bbox/APm", EPOCHS, np.full(40, np.nan))]
+    run = verdict(series)
+    assert "nan" not in [f["code"] for f in run["findings"]] and run["verdict"] == "converged"
+
+
+def test_one_nan_in_a_long_healthy_run_masks_not_truncates():
+    steps = np.arange(10000)
+    loss = 0.2 + 2 * np.exp(-steps / 1000)
+    loss[5] = np.nan
+    run = verdict([make_series("r", "loss", steps, loss)])
+    nan = next(f for f in run["findings"] if f["code"] == "nan")
+    assert run["verdict"] == "converged"
+    assert "1 of its 10,000 points" in nan["summary"]
+
+
+# 9. Sentences state what the decision checked.
+
+
+def test_overfitting_on_a_flat_validation_curve_does_not_claim_validation_rose():
+    train = 0.47 + 1.73 * np.exp(-EPOCHS / 12)
+    run = verdict(keras_pair(epochs(train, 0, 0.01), epochs(np.full(40, 1.5), 1, 0.03)))
+    finding = next(f for f in run["findings"] if f["code"] == "overfitting")
+    assert "gap" in finding["summary"] and "risen" not in finding["summary"]
+
+
+def test_converged_summary_quotes_both_curves():
+    train = 0.3 + 2 * np.exp(-EPOCHS / 4)
+    run = verdict(keras_pair(train, train + 0.1))
+    finding = next(f for f in run["findings"] if f["code"] == "converged")
+    assert "training loss" in finding["summary"] and "validation loss" in finding["summary"]
+    assert "0.4" in finding["summary"]  # validation's end level, 0.3 + 0.1
