@@ -92,6 +92,11 @@ class Settings:
     """... and at least this fraction of the curve's range, then comes back."""
     spike_window: int = 11
     """Points in the running median that spikes are measured against."""
+    spike_max_points: int = 3
+    """A spike lasts at most this many points before the curve is back (a few bad epochs after
+    a learning-rate restart)..."""
+    spike_max_width: float = 0.05
+    """... or this fraction of a dense curve's points (one bad stretch of batches)."""
 
     # --- oscillation -----------------------------------------------------------------------
     oscillation_ratio: float = 0.25

@@ -359,12 +359,15 @@ def find_spikes(
     bin_steps: np.ndarray,
     bin_values: np.ndarray,
 ) -> List[Tuple[int, float]]:
-    """Transient upward excursions that came back: (step, height above the local baseline).
+    """Transient upward excursions that came back: (peak step, height above the local baseline).
 
     The baseline is the smoothed curve (bin medians, interpolated) for dense series, or a
-    running median of `spike_window` points for short ones. A spike stands `spike_noise` robust
-    noise units above it and at least `spike_min_height` of the curve's range, and the next
-    point is back near the baseline (otherwise it is a level shift, reported as a blow-up).
+    running median of `spike_window` points for short ones. An excursion is a run of points
+    standing `spike_noise` robust noise units above it and at least `spike_min_height` of the
+    curve's range, at most `spike_max_points` points or `spike_max_width` of them long (one bad batch, or a few bad
+    epochs after an LR restart), with the curve back near the baseline on both sides (a rise
+    that stays is a level shift, reported as a blow-up; the first and last points have only one
+    side, so they never start or end a spike).
     """
     w = settings.spike_window
     if values.size < w + 2:
@@ -378,18 +381,33 @@ def find_spikes(
     value_range = float(np.ptp(baseline))
     if value_range <= 0:
         return []
-    # Noise is often larger early in training: measure it locally, per bin.
-    ids = bin_ids(steps, settings.bins)
-    starts, local = grouped_medians(np.abs(residual), ids)
-    sigma = _MAD_TO_SIGMA * np.repeat(local, _run_lengths(starts, values.size))
+    sigma = _residual_noise(steps, residual, settings)
     threshold = np.maximum(settings.spike_noise * sigma, settings.spike_min_height * value_range)
     tall = residual > threshold
     if not tall.any():
         return []
-    # Above both neighbours by the threshold: it rose from the baseline and came back (the
-    # first and last points have only one side, so they are never spikes).
-    rise = residual[1:-1] - np.maximum(residual[:-2], residual[2:])
-    isolated = np.zeros(values.size, dtype=bool)
-    isolated[1:-1] = rise > threshold[1:-1]
-    hits = np.flatnonzero(tall & isolated)
-    return [(int(steps[i]), float(residual[i] * scale)) for i in hits]
+    max_width = max(settings.spike_max_points, int(settings.spike_max_width * values.size))
+    out = []
+    for start, end in _true_runs(tall):
+        if start == 0 or end == values.size or end - start > max_width:
+            continue
+        peak = start + int(np.argmax(residual[start:end]))
+        out.append((int(steps[peak]), float(residual[peak] * scale)))
+    return out
+
+
+def _residual_noise(steps: np.ndarray, residual: np.ndarray, settings: Settings) -> np.ndarray:
+    """Robust noise of the residuals around the baseline, per point. Noise is often larger early
+    in training, so dense curves measure it per bin; a curve with a point or two per bin has no
+    local sample (a point would be measured against itself), so it uses one overall value."""
+    if residual.size < 4 * settings.bins:
+        return np.full(residual.size, _MAD_TO_SIGMA * median(np.abs(residual)))
+    ids = bin_ids(steps, settings.bins)
+    starts, local = grouped_medians(np.abs(residual), ids)
+    return _MAD_TO_SIGMA * np.repeat(local, _run_lengths(starts, residual.size))
+
+
+def _true_runs(mask: np.ndarray) -> List[Tuple[int, int]]:
+    """[start, end) of each run of consecutive True values."""
+    edges = np.diff(np.concatenate(([0], mask.view(np.int8), [0])))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))

@@ -204,3 +204,19 @@ def test_converged_summary_quotes_both_curves():
     finding = next(f for f in run["findings"] if f["code"] == "converged")
     assert "training loss" in finding["summary"] and "validation loss" in finding["summary"]
     assert "0.4" in finding["summary"]  # validation's end level, 0.3 + 0.1
+
+
+def test_broad_spike_over_a_few_epochs_that_recovers_is_an_event():
+    """One bad learning-rate restart: three epochs far above the curve, then back on it."""
+    loss = 0.2 + 2 * np.exp(-EPOCHS / 6)
+    loss[20:23] += np.array([1.5, 3.0, 1.0])
+    run = verdict([make_series("r", "epoch_loss", EPOCHS, loss)])
+    spikes = next(f for f in run["findings"] if f["code"] == "spikes")
+    assert spikes["step"] == 21 and run["verdict"] == "converged"
+
+
+def test_a_rise_that_stays_is_not_a_spike():
+    loss = 0.2 + 2 * np.exp(-EPOCHS / 6)
+    loss[30:] += 2.0
+    run = verdict([make_series("r", "epoch_loss", EPOCHS, loss)])
+    assert "spikes" not in [f["code"] for f in run["findings"]]
