@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tb_lossdoctor.engine import diagnose
 from tb_lossdoctor.report import SEVERITY_RANK, dumps
-from tb_lossdoctor.rules import SEVERITY
+from tb_lossdoctor.codes import SEVERITY
 from tb_lossdoctor.series import make_series
 
 FINDING_KEYS = {"code", "severity", "title", "summary", "metric", "tags", "step", "step_range",

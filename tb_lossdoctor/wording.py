@@ -1,0 +1,402 @@
+"""The words of a finding: each builder renders the facts a decision in `rules` returned (and
+the curves' levels) into a title, a summary, evidence and advice. A sentence here states only
+what the decision checked.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import numpy as np
+
+from tb_lossdoctor.advice import advice_for
+from tb_lossdoctor.chance import ChanceLevel
+from tb_lossdoctor.codes import SEVERITY
+from tb_lossdoctor.grouping import RunGroup
+from tb_lossdoctor.naming import metric_label
+from tb_lossdoctor.report import Finding
+from tb_lossdoctor.settings import Settings
+from tb_lossdoctor.trend import Trend
+from tb_lossdoctor.views import View, gap_closed
+
+
+def _finding(code: str, views: List[View], title: str, summary: str, step, step_range, evidence,
+             specific=(), confidence=0.8) -> Finding:
+    return Finding(
+        code=code,
+        severity=SEVERITY[code],
+        title=title,
+        summary=summary,
+        metric=views[0].metric,
+        tags=[v.tag for v in views],
+        step=None if step is None else int(step),
+        step_range=None if step_range is None else (int(step_range[0]), int(step_range[1])),
+        evidence=evidence,
+        advice=advice_for(code, *specific),
+        confidence=confidence,
+    )
+
+
+def _levels(v: View) -> dict:
+    st = v.stats
+    return {
+        "start": v.value(st.start), "best": v.value(st.best), "best_step": st.best_step,
+        "end": v.value(st.end), "points": st.finite_points,
+    }
+
+
+def _recent(v: View) -> dict:
+    r = v.stats.recent
+    return {"direction": r.direction, "change": v.value(r.change), "window": [r.start_step, r.end_step]}
+
+
+def nan_finding(v: View) -> Finding:
+    st = v.stats
+    step = st.first_nonfinite_step
+    kind = "NaN" if np.isnan(st.first_nonfinite_value) else "infinite"
+    if st.finite_points == 0:
+        summary = f"The {v.name} is {kind} from its first point (step {fmt_step(step)}): nothing was ever finite."
+    else:
+        summary = (
+            f"The {v.name} was {fmt(v.value(st.last_finite_value))} at step "
+            f"{fmt_step(st.last_finite_step)}, then {kind} from step {fmt_step(step)}"
+        )
+        bad = st.points - st.finite_points
+        summary += (
+            f"; {bad:,} of its {st.points:,} points are non-finite."
+            if st.recovered_after_nonfinite
+            else " and never recovered."
+        )
+    lo = st.last_finite_step if st.last_finite_step is not None else step
+    return Finding(
+        code="nan",
+        severity="error",
+        title=f"{v.name.capitalize()} became {kind} at step {fmt_step(step)}",
+        summary=summary,
+        metric=v.metric,
+        tags=[v.tag],
+        step=step,
+        step_range=(lo, step),
+        evidence={
+            "first_nonfinite_step": step,
+            "first_nonfinite_value": st.first_nonfinite_value,
+            "last_finite_step": st.last_finite_step,
+            "last_finite_value": v.value(st.last_finite_value) if st.finite_points else None,
+            "nonfinite_fraction": round(st.nonfinite_fraction, 4),
+            "recovered": st.recovered_after_nonfinite,
+        },
+        advice=advice_for("nan"),
+        confidence=0.99,
+    )
+
+
+def blowup_finding(v: View, facts: dict, group: RunGroup) -> Finding:
+    st = v.stats
+    rise, jump_from, jump_to = facts["rise"], facts["jump_from"], facts["jump_to"]
+    evidence = {
+        "best_step": st.best_step,
+        "best_value": v.value(st.best),
+        "jump_step": int(jump_to),
+        "value_after": v.value(st.end),
+        "rise_over_improvement": rise / st.improvement if st.improvement > 0 else None,
+    }
+    lr_note = learning_rate_note(group, int(jump_to), evidence)
+    summary = (
+        f"The {v.name} reached {fmt(v.value(st.best))} at step {fmt_step(st.best_step)}, "
+        f"jumped to {fmt(v.value(st.end))} by step {fmt_step(jump_to)} and stayed there"
+        f"{lr_note}."
+    )
+    return Finding(
+        code="blowup",
+        severity="error",
+        title=f"{v.name.capitalize()} blew up at step {fmt_step(jump_to)}",
+        summary=summary,
+        metric=v.metric,
+        tags=[v.tag],
+        step=int(jump_to),
+        step_range=(int(jump_from), int(jump_to)),
+        evidence=evidence,
+        advice=advice_for(
+            "blowup",
+            f"Restart from the checkpoint at or before step {fmt_step(st.best_step)} with a lower learning rate.",
+        ),
+        confidence=0.9,
+    )
+
+
+def learning_rate_note(group: RunGroup, step: int, evidence: dict) -> str:
+    """" right after the learning rate peaked at ..." when the LR curve explains the event."""
+    lr = group.learning_rate
+    if lr is None or len(lr) < 2:
+        return ""
+    finite = np.isfinite(lr.values)
+    if not finite.any():
+        return ""
+    steps, values = lr.steps[finite], lr.values[finite]
+    upto = steps <= step
+    if not upto.any():
+        return ""
+    peak = int(np.argmax(values))
+    evidence["learning_rate_at_step"] = float(values[upto][-1])
+    evidence["learning_rate_peak"] = float(values[peak])
+    evidence["learning_rate_peak_step"] = int(steps[peak])
+    if values[upto][-1] >= 0.5 * values[peak] and values[peak] > values[0] * 1.5:
+        return (
+            f", while the learning rate was near its peak of {fmt(values[peak])} "
+            f"(step {fmt_step(int(steps[peak]))})"
+        )
+    return ""
+
+
+def spikes_finding(v: View, before: Optional[int] = None) -> Optional[Finding]:
+    """Spikes of a curve; only those before `before` (a blow-up's start) when given."""
+    spikes = [s for s in v.stats.spikes if before is None or s[0] < before]
+    if not spikes:
+        return None
+    worst = max(spikes, key=lambda s: s[1])
+    steps = [s for s, _ in spikes]
+    return Finding(
+        code="spikes",
+        severity="warning",
+        title=f"{len(spikes)} spike{'s' if len(spikes) > 1 else ''} in the {v.name}",
+        summary=(
+            f"The {v.name} jumped {fmt(worst[1])} above its local level at step "
+            f"{fmt_step(worst[0])} and came back; {len(spikes)} such spike(s) in all."
+        ),
+        metric=v.metric,
+        tags=[v.tag],
+        step=worst[0],
+        step_range=(min(steps), max(steps)),
+        evidence={"spike_steps": steps[:20], "largest_spike": worst[1], "count": len(spikes)},
+        advice=advice_for("spikes", f"Inspect the batch at step {fmt_step(worst[0])} first."),
+        confidence=0.7,
+    )
+
+
+def too_early_finding(v: View, settings: Settings) -> Finding:
+    st = v.stats
+    return _finding(
+        "too_early", [v],
+        f"Too early to judge: {st.finite_points} point{'s' if st.finite_points != 1 else ''} so far",
+        f"The {v.name} has {st.finite_points} finite point(s) up to step "
+        f"{fmt_step(st.last_finite_step)}; at least {settings.min_points} are needed to call a trend.",
+        st.last_finite_step, (st.first_step, st.final_step),
+        {"points": st.finite_points, "needed": settings.min_points},
+        confidence=0.9,
+    )
+
+
+def not_learning_finding(train: View, val: Optional[View] = None, chance: Optional[ChanceLevel] = None) -> Finding:
+    st = train.stats
+    views = [train] + ([val] if val is not None else [])
+    evidence = {**_levels(train), "improvement": st.improvement, "noise": st.noise}
+    if chance is not None:
+        evidence["chance_level"] = chance.to_evidence()
+        summary = (
+            f"The {train.name} sits at {fmt(train.value(st.end))} at step {fmt_step(st.final_step)}, "
+            f"the chance level ({chance.describe()}): the model learned nothing."
+        )
+    else:
+        summary = (
+            f"The {train.name} stayed at about {fmt(train.value(st.start))} from step "
+            f"{fmt_step(st.first_step)} to {fmt_step(st.final_step)}: its best improvement "
+            f"({fmt(st.improvement)}) is within its own noise."
+        )
+    return _finding(
+        "not_learning", views,
+        f"{train.name.capitalize()} {'is at chance level' if chance else 'has not moved since the start'}",
+        summary,
+        st.first_step, (st.first_step, st.final_step),
+        evidence,
+        confidence=0.85,
+    )
+
+
+def oscillation_finding(v: View) -> Finding:
+    st = v.stats
+    r = st.recent
+    return _finding(
+        "oscillation", [v],
+        f"{v.name.capitalize()} swings without converging",
+        f"The {v.name} jumps by about {fmt(st.noise)} from one point to the next, "
+        f"{st.noise / st.improvement:.0%} of the {fmt(st.improvement)} it improved in all."
+        if st.improvement > 0 else
+        f"The {v.name} jumps by about {fmt(st.noise)} from one point to the next without improving.",
+        r.start_step, (r.start_step, r.end_step),
+        {**_levels(v), "noise": st.noise, "improvement": st.improvement,
+         "noise_over_improvement": st.noise / st.improvement if st.improvement > 0 else None},
+        confidence=0.7,
+    )
+
+
+def diverging_finding(views: List[View]) -> Finding:
+    v = views[0]
+    st = v.stats
+    names = " and ".join(x.name for x in views)
+    worse = metric_label("min" if v.sign > 0 else "max")[1]
+    return _finding(
+        "diverging", views,
+        f"{names.capitalize()} {'are' if len(views) > 1 else 'is'} {worse} steadily",
+        f"The {v.name} went from its best {fmt(v.value(st.best))} (step {fmt_step(st.best_step)}) "
+        f"to {fmt(v.value(st.end))} at step {fmt_step(st.final_step)}, {worse} over the last "
+        f"{fmt_step(st.recent.end_step - st.recent.start_step)} steps.",
+        st.best_step, (st.best_step, st.final_step),
+        {**_levels(v), "recent": _recent(v)},
+        confidence=0.8,
+    )
+
+
+def overfitting_finding(train: View, val: View, facts: dict) -> Finding:
+    """Located at the best logged validation point: the checkpoint to keep. `facts` hold what
+    the decision checked: the rise since the best, or both curves' changes over one window."""
+    w = val.stats
+    best, best_step = w.best_point, w.best_point_step
+    pct = relative(val.value(best), val.value(w.end))
+    worse = "risen" if val.sign > 0 else "fallen"
+    bottomed = "bottomed" if val.sign > 0 else "peaked"
+    evidence = {"best_val_step": best_step, "best_val": val.value(best), "val_end": val.value(w.end),
+                "val_change_since_best": val.value(w.end - best), "train": _levels(train),
+                "val_recent": _recent(val)}
+    if "gap_now" in facts:
+        summary = (
+            f"The {train.name} improved to {fmt(train.value(train.stats.end))} while the {val.name} "
+            f"never improved beyond its noise (near {fmt(val.value(w.end))}): the gap between them "
+            f"went from {fmt(facts['gap_then'])} to {fmt(facts['gap_now'])}."
+        )
+        evidence["gap"] = {"at_first_evaluation": facts["gap_then"], "at_end": facts["gap_now"]}
+        confidence = 0.75
+    elif "window" in facts:
+        tw, vw = facts["window"]
+        summary = (
+            f"Since step {fmt_step(tw.start_step)} the {train.name} improved by "
+            f"{fmt(abs(tw.change))} while the {val.name} changed by {fmt(val.value(vw.change))}: "
+            f"the gap between them widens. Validation was best at step {fmt_step(best_step)} "
+            f"({fmt(val.value(best))})."
+        )
+        evidence["window"] = {"start": tw.start_step, "train_change": train.value(tw.change),
+                              "val_change": val.value(vw.change)}
+        confidence = 0.75
+    else:
+        since = f"has {worse} {pct} since" if pct else "has got worse since"
+        summary = (
+            f"The {val.name} {bottomed} at step {fmt_step(best_step)} ({fmt(val.value(best))}) and "
+            f"{since} ({fmt(val.value(facts['level']))} over its last evaluations)"
+        )
+        n = facts["evaluations_after_best"]
+        if facts["sparse"]:
+            summary += f"; only {n} evaluation{'s' if n != 1 else ''} after the best, so treat it as a first sign"
+        summary += "."
+        evidence["evaluations_after_best"] = n
+        confidence = 0.6 if facts["sparse"] else 0.85
+    return _finding(
+        "overfitting", [train, val],
+        f"Overfitting: {val.name} best at step {fmt_step(best_step)}",
+        summary,
+        best_step, (best_step, w.final_step),
+        evidence,
+        specific=(
+            f"The best {val.name} was at step {fmt_step(best_step)}: restore that checkpoint or stop there.",
+        ),
+        confidence=confidence,
+    )
+
+
+def data_problem_finding(train: View, val: View, tw: Trend, vw: Trend) -> Finding:
+    t, w = train.stats, val.stats
+    return _finding(
+        "data_problem", [train, val],
+        f"{train.name.capitalize()} is flat while {val.name} improves",
+        f"Since step {fmt_step(tw.start_step)} the {train.name} changed by "
+        f"{fmt(train.value(tw.change))} (near {fmt(train.value(t.end))}) while the {val.name} "
+        f"improved by {fmt(abs(vw.change))} to {fmt(val.value(w.end))}: the training data looks "
+        f"different from the validation data.",
+        tw.start_step, (tw.start_step, t.final_step),
+        {"train": _levels(train), "val": _levels(val),
+         "window": {"start": tw.start_step, "train_change": train.value(tw.change),
+                    "val_change": val.value(vw.change)}},
+        confidence=0.7,
+    )
+
+
+def slow_finding(train: View, val: Optional[View] = None) -> Finding:
+    st = train.stats
+    views = [train] + ([val] if val is not None else [])
+    return _finding(
+        "slow_convergence", views,
+        f"{train.name.capitalize()} falls slowly and steadily: learning rate likely too low",
+        f"The {train.name} went from {fmt(train.value(st.start))} to {fmt(train.value(st.end))} "
+        f"at an almost constant rate, with no sign of the fast early drop a well-tuned learning "
+        f"rate gives.",
+        st.recent.start_step, (st.first_step, st.final_step),
+        {**_levels(train), "recent": _recent(train)},
+        confidence=0.65,
+    )
+
+
+def still_learning_finding(views: List[View]) -> Finding:
+    v = views[0]
+    st = v.stats
+    names = " and ".join(x.name for x in views)
+    return _finding(
+        "still_learning", views,
+        "Still learning: train longer",
+        f"The {names} {'are' if len(views) > 1 else 'is'} still improving over the last "
+        f"{fmt_step(st.recent.end_step - st.recent.start_step)} steps "
+        f"({v.name} {fmt(v.value(st.recent.change))} over that window).",
+        st.final_step, (st.recent.start_step, st.final_step),
+        {**_levels(v), "recent": _recent(v)},
+        confidence=0.75,
+    )
+
+
+def plateau_finding(views: List[View], judged: View, closed: float) -> Finding:
+    v = views[0]
+    st, js = v.stats, judged.stats
+    names = " and ".join(x.name for x in views)
+    return _finding(
+        "plateau", views,
+        f"Plateau at a poor level since step {fmt_step(st.recent.start_step)}",
+        f"The {names} {'are' if len(views) > 1 else 'is'} flat; the {judged.name} went from "
+        f"{fmt(judged.value(js.start))} to {fmt(judged.value(js.end))}, only {closed:.0%} of "
+        f"the way to its floor.",
+        st.recent.start_step, (st.recent.start_step, st.final_step),
+        {**_levels(judged), "gap_closed": closed},
+        confidence=0.6,
+    )
+
+
+def converged_finding(views: List[View]) -> Finding:
+    v = views[0]
+    st = v.stats
+    summary = f"The {v.name} flattened at {fmt(v.value(st.end))} after improving from {fmt(v.value(st.start))}"
+    if len(views) > 1:
+        w = views[1]
+        summary += f"; the {w.name} at {fmt(w.value(w.stats.end))} (from {fmt(w.value(w.stats.start))})"
+    return _finding(
+        "converged", views,
+        "Converged",
+        summary + ".",
+        st.best_step, (st.recent.start_step, st.final_step),
+        {**_levels(v), "gap_closed": gap_closed(v)},
+        confidence=0.7,
+    )
+
+
+def fmt_step(step) -> str:
+    return "?" if step is None else f"{int(step):,}"
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "?"
+    value = float(value)
+    if not np.isfinite(value):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def relative(before: float, after: float) -> str:
+    """"18%" style relative change, or "" when the reference is zero."""
+    if before == 0 or not np.isfinite(before) or not np.isfinite(after):
+        return ""
+    return f"{abs(after - before) / abs(before):.0%}"
