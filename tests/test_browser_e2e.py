@@ -220,6 +220,14 @@ def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
                     assert title.strip(), f"{run}/{code}: empty title"
             if not wanted:
                 assert "Healthy" in card.locator(".ld-card-head .ld-badge").inner_text(), f"{run}: expected healthy"
+            # The card header leads with the run's verdict, and the verdict leads its findings.
+            header = card.locator(".ld-card-head .ld-verdict").inner_text().strip()
+            verdicts = [c for c in wanted if c not in ("nan", "blowup", "spikes")]
+            if verdicts and verdicts[0] in shown:
+                title = card.locator(f'.ld-finding[data-code="{verdicts[0]}"] .ld-finding-title').first.inner_text()
+                assert header == title.strip() and shown[0] == verdicts[0], (run, header, shown)
+            elif wanted:
+                assert header.startswith("Run ended"), (run, header)
         assert not problems, "\n".join(problems)
 
         # A finding expands by keyboard and draws its chart (the series route feeds it).
