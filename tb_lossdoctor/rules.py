@@ -192,13 +192,14 @@ def oscillating(st: CurveStats, settings: Settings) -> bool:
 
 
 def swinging_without_learning(v: View, settings: Settings) -> bool:
-    """Never improved, but jumps by a good share of its distance to the floor: too high a
+    """Never improved, but jumps by a good share of its distance to the floor (from its
+    typical level: a curve that never moved is best described by its median): too high a
     learning rate keeps it bouncing (a dead network sits still instead)."""
     st = v.stats
     floor = natural_floor(v)
-    if floor is None:
+    if floor is None or st.bin_values.size == 0:
         return False
-    distance = st.start - floor
+    distance = median(st.bin_values) - floor
     return distance > 0 and st.smooth_noise >= settings.swing_of_level * distance
 
 
@@ -241,8 +242,11 @@ def table_finding(train: View, val: View, settings: Settings, chance: Optional[C
     if sustained_rise(t):
         return wording.diverging_finding([train, val] if sustained_rise(w) else [train])
     if not learned(t, settings) and not learned(w, settings):
-        if swinging_without_learning(train, settings):
-            return wording.oscillation_finding(train)
+        # Too high a learning rate keeps the curves bouncing; "validation jumps around" counts
+        # as much as a swinging smoothed training curve. A dead network sits still.
+        swinging = next((v for v in (train, val) if swinging_without_learning(v, settings)), None)
+        if swinging is not None:
+            return wording.oscillation_finding(swinging)
         return wording.not_learning_finding(train, val)
     regression = val_regression(train, val, settings)
     if regression is not None:

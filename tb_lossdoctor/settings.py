@@ -69,7 +69,7 @@ class Settings:
     smaller gain says nothing: many losses have a floor well above zero."""
     chance_tolerance: float = 0.02
     """A loss within this fraction of ln K sits at chance level for K classes..."""
-    chance_accuracy_tolerance: float = 0.2
+    chance_accuracy_tolerance: float = 0.1
     """... and an accuracy within this fraction of 1/K agrees on K."""
     chance_max_classes: int = 1000
     """Chance levels are looked for up to this many classes (ln 1000 = 6.9)."""

@@ -78,11 +78,32 @@ def test_loss_that_drifts_at_chance_is_still_not_learning():
     assert run["verdict"] == "not_learning"
 
 
+def test_accuracy_must_agree_on_the_number_of_classes():
+    """A linear model on 5 spirals: loss 1.372 (1% from ln 4) but accuracy 0.30, not 1/4."""
+    loss = 1.372 + 0.1 * np.exp(-EPOCHS)
+    acc = 0.30 - 0.01 * np.exp(-EPOCHS)
+    run = verdict(keras_pair(loss, loss + 0.001) + keras_pair(acc, acc, tag="epoch_accuracy"))
+    assert all("chance_level" not in f["evidence"] for f in run["findings"])
+
+
 def test_loss_far_from_chance_is_not_called_chance():
     train = 0.69 * np.exp(-EPOCHS / 10) + 0.05
     run = verdict(keras_pair(train, train + 0.02))
     assert run["verdict"] in ("converged", "still_learning")
     assert all("chance_level" not in f["evidence"] for f in run["findings"])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_never_learning_while_validation_jumps_around_is_oscillation(seed):
+    """Too high a learning rate: per-step training noise, validation bouncing by a fifth of its
+    level from one evaluation to the next, neither improving: not a dead network."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(5, 2001, 5)
+    train = 1.3 + 0.27 * rng.standard_normal(steps.size)
+    val_steps = np.arange(100, 2001, 100)
+    val = 1.2 + 0.25 * rng.standard_normal(val_steps.size)
+    run = verdict([make_series("r", "train_loss", steps, train), make_series("r", "val_loss", val_steps, val)])
+    assert run["verdict"] == "oscillation"
 
 
 # 3. A warning event does not silence the verdict.
