@@ -175,7 +175,7 @@ def main(argv=None) -> int:
         for case in cases:
             codes, verdict = codes_and_verdict(diagnose(series[case]))
             exact, alarm = results[case] = judge(labels[case], codes)
-            wanted = "|".join(labels[case]["must_any"])
+            wanted = " or ".join(labels[case]["must_any"])
             confusion[wanted][verdict] += 1
             mark = "ok" if exact else ("FALSE ALARM" if alarm else "miss")
             print(f"| {case} | {wanted} | {verdict} | {','.join(sorted(codes))} | {mark} |")

@@ -21,6 +21,7 @@ import threading
 from werkzeug import wrappers
 
 from tensorboard import context as tb_context
+from tensorboard import errors as tb_errors
 from tensorboard import plugin_util
 from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
@@ -35,8 +36,10 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 REPORT_PARAMS = frozenset({"run"})
 SERIES_PARAMS = frozenset({"run", "tag"})
 MAX_CHART_POINTS = 20_000
-# The logdir listing (for empty or unreadable event files) is redone at most this often.
+# The logdir listing (for empty or unreadable event files) is redone this often, off the
+# request path, and looks at this many event files at most.
 FILE_SCAN_SECONDS = 30.0
+FILE_SCAN_MAX_FILES = 20_000
 MAX_PARAM_LENGTH = 1024
 
 _CONTENT_TYPES = {
@@ -95,6 +98,44 @@ def resolve_static_path(root: str, rel: str):
     return target
 
 
+class LogdirScan:
+    """Names the empty or unreadable event files of a local logdir, which the data provider skips
+    without a word. A daemon thread rescans every `FILE_SCAN_SECONDS`, looking at no more than
+    `FILE_SCAN_MAX_FILES` event files; requests read its latest result and never wait for it.
+    Remote logdirs (`gs://`, `s3://`...) are never listed: there the provider is the only window.
+    """
+
+    def __init__(self, logdir):
+        self._logdir = logdir if logdir and "://" not in logdir and os.path.isdir(logdir) else None
+        self._problems = []
+        self._started = False
+        self._lock = threading.Lock()
+        self.scans = 0  # completed scans (tests wait for the first)
+
+    def problems(self):
+        with self._lock:
+            if self._logdir and not self._started:
+                self._started = True
+                threading.Thread(target=self._loop, name="lossdoctor-logdir-scan", daemon=True).start()
+            return list(self._problems)
+
+    def _loop(self):
+        import time
+
+        from tb_lossdoctor.readers.logdir import scan_problems
+
+        while True:
+            try:
+                found = scan_problems(self._logdir, [], [], include_unread=False, max_files=FILE_SCAN_MAX_FILES)
+            except Exception:  # a listing failure must never cost the report
+                logger.warning("lossdoctor: scanning the logdir failed", exc_info=True)
+                found = []
+            with self._lock:
+                self._problems = found
+                self.scans += 1
+            time.sleep(FILE_SCAN_SECONDS)
+
+
 class LossDoctorPlugin(base_plugin.TBPlugin):
     """Diagnoses every scalar curve of the experiment and shows the verdicts."""
 
@@ -107,9 +148,7 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
         self._cache = None  # built on first use (imports the engine)
         self._cache_lock = threading.Lock()
         self._static_dir = STATIC_DIR
-        self._logdir = getattr(context, "logdir", None)
-        self._file_scan = (0.0, [])  # (monotonic time, problems)
-        self._file_scan_lock = threading.Lock()
+        self._file_scan = LogdirScan(getattr(context, "logdir", None))
 
     # -- TensorBoard hooks ------------------------------------------------------------------
 
@@ -163,28 +202,6 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
                 self._cache = ReportCache()
             return self._cache
 
-    def _file_problems(self):
-        """Empty or unreadable event files of a local logdir, which the data provider skips
-        without a word; rescanned at most every `FILE_SCAN_SECONDS`."""
-        import time
-
-        logdir = self._logdir
-        if not logdir or "://" in logdir or not os.path.isdir(logdir):
-            return []
-        with self._file_scan_lock:
-            when, problems = self._file_scan
-            if time.monotonic() - when < FILE_SCAN_SECONDS:
-                return problems
-            try:
-                from tb_lossdoctor.readers.logdir import scan_problems
-
-                problems = scan_problems(logdir, [], [], include_unread=False)
-            except Exception:  # a listing failure must never cost the report
-                logger.warning("lossdoctor: scanning the logdir failed", exc_info=True)
-                problems = []
-            self._file_scan = (time.monotonic(), problems)
-            return problems
-
     @wrappers.Request.application
     def _serve_report(self, request):
         args = request.args
@@ -213,16 +230,13 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
                 eid,
                 run=run,
                 sample_limit=report_cache.sample_limit_from_hints(self._sampling_hints),
-                file_problems=self._file_problems(),
+                file_problems=self._file_scan.problems(),
             )
-        except Exception as exc:
-            name = type(exc).__name__
-            if name == "UnknownRunGroup":
-                return _json_error(request, "no run group named %r" % (run,), 404)
-            if name == "ReportUnavailable":
-                return _json_error(request, str(exc), 503)
+        except tb_errors.PublicError as exc:  # messages written for users (404, 503)
+            return _json_error(request, str(exc), exc.http_code)
+        except Exception:  # a bug: the details go to the log, never into the response
             logger.error("lossdoctor: building the report failed", exc_info=True)
-            return _json_error(request, "the report could not be built: %s: %s" % (name, exc), 503)
+            return _json_error(request, "the report could not be built (TensorBoard's log has the details)", 503)
         return http_util.Respond(request, body, "application/json")
 
     # -- one curve's points, for the charts ----------------------------------------------------
@@ -248,7 +262,9 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
             if not match:
                 return _json_error(request, "no scalar series %r in run %r" % (tag, run), 404)
             body = json.dumps(chart_points(match[0], MAX_CHART_POINTS), allow_nan=False)
-        except Exception as exc:
+        except tb_errors.PublicError as exc:
+            return _json_error(request, str(exc), exc.http_code)
+        except Exception:
             logger.error("lossdoctor: reading a series failed", exc_info=True)
-            return _json_error(request, "the series could not be read: %s" % type(exc).__name__, 503)
+            return _json_error(request, "the series could not be read (TensorBoard's log has the details)", 503)
         return http_util.Respond(request, body, "application/json")

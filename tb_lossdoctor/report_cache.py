@@ -6,7 +6,10 @@ so a request that finds no new data recomputes nothing, and new data re-reads an
 only the groups it touched (one `read_scalars` call for all of them). Assembled reports are cached
 too, so concurrent identical requests get byte-identical bodies.
 
-Both caches are bounded (LRU) and guarded by one lock: TensorBoard serves requests from threads.
+TensorBoard serves requests from threads. One lock guards the caches' dictionaries and is held
+only to look up or store; reading and diagnosing happen outside it. One build runs per report
+key at a time (a request for a key being built waits for that build and gets its body), and a
+request whose report is already cached never waits.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import json
 import logging
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from tensorboard import errors as tb_errors
 
 from tb_lossdoctor import report as report_mod
 from tb_lossdoctor.grouping import group_key
@@ -27,12 +32,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_SCALAR_SAMPLES = 1000
 SAMPLING_HINT = "Run tensorboard with --samples_per_plugin scalars=0 to diagnose every point"
 
-class ReportUnavailable(Exception):
-    """Nothing could be read at all (HTTP 503)."""
+class ReportUnavailable(tb_errors.PublicError):
+    """Nothing could be read at all (HTTP 503). Its message is written for users: the
+    underlying error goes to TensorBoard's log, never into a response."""
+
+    http_code = 503
 
 
-class UnknownRunGroup(KeyError):
+class UnknownRunGroup(tb_errors.NotFoundError):
     """The `run=` filter names no run group of the experiment (HTTP 404)."""
+
+    def __init__(self, run: str):
+        super().__init__(f"no run group named {run!r}")
 
 
 def sample_limit_from_hints(sampling_hints) -> Optional[int]:
@@ -65,10 +76,11 @@ class _LRU:
         return value
 
     def put(self, key, value):
+        if key not in self._data:  # evict first: the size is never exceeded, even for a moment
+            while len(self._data) >= self.size:
+                self._data.popitem(last=False)
         self._data[key] = value
         self._data.move_to_end(key)
-        while len(self._data) > self.size:
-            self._data.popitem(last=False)
 
     def __len__(self):
         return len(self._data)
@@ -121,6 +133,17 @@ def merge_reports(parts: List[dict], skeleton: dict) -> dict:
     return out
 
 
+class _Build:
+    """A report being built by one thread; others asking for the same key wait on it."""
+
+    __slots__ = ("done", "body", "error")
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.body: Optional[str] = None
+        self.error: Optional[BaseException] = None
+
+
 class ReportCache:
     """Per-group diagnosis cache plus assembled-report cache, both LRU-bounded and thread-safe."""
 
@@ -129,6 +152,7 @@ class ReportCache:
         self._lock = threading.Lock()
         self._groups = _LRU(max_groups)  # (eid, group) -> (data_key, _GroupResult)
         self._reports = _LRU(max_reports)  # (eid, run filter, full key) -> JSON text
+        self._building: Dict[tuple, _Build] = {}
         self.diagnosed_groups = 0  # counters, for logs and tests
         self.reads = 0
 
@@ -136,6 +160,11 @@ class ReportCache:
         with self._lock:
             self._groups.clear()
             self._reports.clear()
+
+    def sizes(self) -> Tuple[int, int]:
+        """(cached groups, cached reports), read under the lock."""
+        with self._lock:
+            return len(self._groups), len(self._reports)
 
     # -- public entry point -------------------------------------------------------------------
 
@@ -158,38 +187,58 @@ class ReportCache:
             listing = provider_reader.list_scalar_tags(provider, ctx, experiment_id) or {}
         except Exception as exc:  # the provider is unreachable or the experiment is unreadable
             logger.warning("lossdoctor: list_scalars failed: %s", exc, exc_info=True)
-            raise ReportUnavailable(f"could not list the experiment's scalars: {exc}") from exc
+            raise ReportUnavailable(
+                "could not list the experiment's scalars (TensorBoard's log says why)"
+            ) from exc
 
         groups = _group_listing(listing)
         if run is not None:
             if run not in groups:
                 raise UnknownRunGroup(run)
             groups = {run: groups[run]}
-        if run is not None:
             file_problems = [p for p in file_problems if p.get("run") == run]
         file_key = tuple((p.get("run"), p.get("reason")) for p in file_problems)
         full_key = (experiment_id, run, sample_limit, file_key,
                     tuple(sorted((g, k) for g, (k, _) in groups.items())))
 
-        body = self._reports_get(full_key)
-        if body is not None:
-            return body
-        with self._lock:
-            body = self._reports.get(full_key)  # another thread may have built it meanwhile
-            if body is not None:
-                return body
-            body, cacheable = self._build(provider, ctx, experiment_id, groups, sample_limit)
+        while True:
+            with self._lock:
+                body = self._reports.get(full_key)
+                if body is not None:
+                    return body
+                build = self._building.get(full_key)
+                mine = build is None
+                if mine:
+                    build = self._building[full_key] = _Build()
+            if mine:
+                return self._build_report(build, full_key, provider, ctx, experiment_id, groups,
+                                          sample_limit, file_problems)
+            build.done.wait()
+            if build.error is not None:
+                raise build.error
+            if build.body is not None:
+                return build.body
+
+    def _build_report(self, build, full_key, provider, ctx, eid, groups, sample_limit, file_problems) -> str:
+        """Build one report outside the lock; publish it to the waiters and the cache."""
+        cacheable = False
+        try:
+            body, cacheable = self._build(provider, ctx, eid, groups, sample_limit)
             if file_problems:
                 report = json.loads(body)
                 report["problems"] = list(report.get("problems", [])) + list(file_problems)
                 body = report_mod.dumps(report)
-            if cacheable:
-                self._reports.put(full_key, body)
+            build.body = body
             return body
-
-    def _reports_get(self, key):
-        with self._lock:
-            return self._reports.get(key)
+        except BaseException as exc:
+            build.error = exc
+            raise
+        finally:
+            with self._lock:
+                if cacheable and build.body is not None:
+                    self._reports.put(full_key, build.body)
+                del self._building[full_key]
+            build.done.set()
 
     # -- building -----------------------------------------------------------------------------
 
@@ -197,8 +246,10 @@ class ReportCache:
         results: Dict[str, _GroupResult] = {}
         stale: Dict[str, dict] = {}
         previous: Dict[str, _GroupResult] = {}
+        with self._lock:
+            cached_groups = {name: self._groups.get((eid, name)) for name in groups}
         for name, (key, members) in groups.items():
-            cached = self._groups.get((eid, name))
+            cached = cached_groups[name]
             if cached is not None and cached[0] == key:
                 results[name] = cached[1]
             else:
@@ -214,14 +265,16 @@ class ReportCache:
             except Exception as exc:
                 logger.warning("lossdoctor: read_scalars failed: %s", exc, exc_info=True)
                 if not results and not previous:
-                    raise ReportUnavailable(f"could not read the experiment's scalars: {exc}") from exc
+                    raise ReportUnavailable(
+                        "could not read the experiment's scalars (TensorBoard's log says why)"
+                    ) from exc
                 cacheable = False
                 for name in sorted(stale):
                     if name in previous:
                         results[name] = previous[name]
-                        reason = f"could not re-read new data ({exc}); showing the previous diagnosis"
+                        reason = "could not re-read new data; showing the previous diagnosis"
                     else:
-                        reason = f"could not read this run group: {exc}"
+                        reason = "could not read this run group (TensorBoard's log says why)"
                     extra_problems.append({"run": name, "tag": None, "reason": reason})
             else:
                 by_group: Dict[str, list] = {name: [] for name in stale}
@@ -238,7 +291,8 @@ class ReportCache:
                 for name in sorted(stale):
                     result = self._diagnose_group(name, by_group[name], problems_by_group[name])
                     results[name] = result
-                    self._groups.put((eid, name), (groups[name][0], result))
+                    with self._lock:
+                        self._groups.put((eid, name), (groups[name][0], result))
 
         names = [r["run"] for name in sorted(results) for r in results[name].parts.get("runs", [])]
         if len(names) != len(set(names)):
@@ -254,18 +308,20 @@ class ReportCache:
     def _read(self, provider, ctx, eid, stale, sample_limit):
         runs = sorted({r for members in stale.values() for r in members})
         tags = sorted({t for members in stale.values() for tags in members.values() for t in tags})
-        self.reads += 1
+        with self._lock:
+            self.reads += 1
         return provider_reader.read_series(
             provider, ctx, eid, runs=runs, tags=tags, sample_limit=sample_limit
         )
 
     def _diagnose_group(self, name, series, problems) -> _GroupResult:
-        self.diagnosed_groups += 1
+        with self._lock:
+            self.diagnosed_groups += 1
         try:
             return _GroupResult(self._diagnose(series, problems))
-        except Exception as exc:  # one broken group must not take the report down
+        except Exception:  # one broken group must not take the report down
             logger.error("lossdoctor: diagnosing run group %r failed", name, exc_info=True)
-            failure = {"run": name, "tag": None, "reason": f"diagnosis failed: {type(exc).__name__}: {exc}"}
+            failure = {"run": name, "tag": None, "reason": "diagnosis failed (TensorBoard's log has the details)"}
             return _GroupResult({
                 "runs": [],
                 "problems": list(problems) + [failure],
@@ -289,7 +345,10 @@ class ReportCache:
         try:
             series, problems = self._read(provider, ctx, eid, {"*": members}, sample_limit)
         except Exception as exc:
-            raise ReportUnavailable(f"could not read the experiment's scalars: {exc}") from exc
+            logger.warning("lossdoctor: read_scalars failed: %s", exc, exc_info=True)
+            raise ReportUnavailable(
+                "could not read the experiment's scalars (TensorBoard's log says why)"
+            ) from exc
         series = [s for s in series if s.tag in members.get(s.run, ())]
         return self._assemble([self._diagnose_group("*", series, problems).parts], sample_limit)
 

@@ -338,7 +338,8 @@ def beyond_chance(val: View, after_best: np.ndarray, rise: float, sparse: bool, 
     if sparse:
         floor = natural_floor(val)
         return floor is not None and rise >= settings.sparse_rise * (w.best - floor)
-    noise = point_noise(after_best) if after_best.size >= 5 else w.noise
+    # Five second differences at least, or the local estimate is a guess: then the whole curve's.
+    noise = point_noise(after_best) if after_best.size >= 7 else w.noise
     return rise > settings.regression_noise * noise
 
 

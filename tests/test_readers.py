@@ -301,7 +301,7 @@ def test_realworld_every_folder_both_readers(realworld_dir):
 
 @needs_server
 def test_realworld_each_folder_via_server(realworld_dir):
-    for folder in sorted(p for p in Path(realworld_dir).iterdir() if p.is_dir()):
+    for folder in (Path(realworld_dir) / case for case in sorted(realworld_labels())):
         series, problems, info = read_logdir(str(folder), "server")
         assert series, folder
 
@@ -330,3 +330,31 @@ def test_data_server_columnar_read_equals_tensorboards_read_scalars():
                 assert a[:2] == b[:2]
                 for x, y in zip(a[2:], b[2:]):
                     np.testing.assert_array_equal(x, y)
+
+
+def test_columnar_read_is_version_gated_and_the_public_path_gives_the_same_series(monkeypatch):
+    """Outside the TensorBoard versions it was tested with, the shortcut is off and the public
+    `read_scalars` path serves the same series."""
+    from tensorboard import context as tb_context
+
+    from tb_lossdoctor.readers import data_server, provider as reader
+
+    assert reader.columnar_supported("2.21.0") and not reader.columnar_supported("3.0.0")
+    assert not reader.columnar_supported("2.11.1") and not reader.columnar_supported("nightly")
+    try:
+        data_server.server_binary_path()
+    except data_server.DataServerError:
+        pytest.skip("no TensorBoard data server binary")
+    demo = Path(__file__).resolve().parents[1] / "demo" / "logs"
+    ctx = tb_context.RequestContext()
+    with data_server.DataServer(str(demo)) as server:
+        fast, _ = reader.read_series(server.provider, ctx, "")
+        monkeypatch.setattr(reader, "COLUMNAR_TESTED", ((0, 0), (0, 1)))
+        from tensorboard.data import provider as tb_provider
+
+        assert reader._data_server_columns(server.provider, "", tb_provider.RunTagFilter(), 10) is None
+        public, _ = reader.read_series(server.provider, ctx, "")
+    assert [(s.run, s.tag) for s in fast] == [(s.run, s.tag) for s in public]
+    for a, b in zip(fast, public):
+        np.testing.assert_array_equal(a.steps, b.steps)
+        np.testing.assert_array_equal(a.values, b.values)

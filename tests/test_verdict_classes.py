@@ -241,3 +241,56 @@ def test_a_rise_that_stays_is_not_a_spike():
     loss[30:] += 2.0
     run = verdict([make_series("r", "epoch_loss", EPOCHS, loss)])
     assert "spikes" not in [f["code"] for f in run["findings"]]
+
+
+# Guards found by the mutation check (benchmarks/mutants.py): each test fails when its guard goes.
+
+
+def test_one_uptick_after_the_best_is_not_overfitting():
+    """Patience: both curves fall steadily, then one evaluation jumps; that is not a trend yet."""
+    train = 0.2 + 2 * np.exp(-EPOCHS / 20)
+    val = 0.3 + 2 * np.exp(-EPOCHS / 20)
+    val[-1] *= 1.3
+    run = verdict(keras_pair(train, val))
+    assert run["verdict"] == "still_learning", [f["summary"] for f in run["findings"]]
+
+
+def test_a_jump_at_the_very_end_is_not_a_spike_yet():
+    """It has not come back (it may be the start of a blow-up): not a transient spike."""
+    steps = np.arange(2000)
+    loss = 0.2 + 2 * np.exp(-steps / 300)
+    loss[-10:] += 3.0
+    run = verdict([make_series("r", "train_loss", steps, loss)])
+    assert "spikes" not in [f["code"] for f in run["findings"]]
+
+
+def test_a_curve_that_keeps_coming_back_down_did_not_blow_up():
+    steps = np.arange(400)
+    loss = 0.3 + 2 * np.exp(-steps / 20) + 0.0005 * steps  # its best level is before the first jump
+    high = ((steps >= 150) & (steps < 200)) | ((steps >= 260) & (steps < 300)) | (steps >= 360)
+    loss[high] += 2.0
+    run = verdict([make_series("r", "train_loss", steps, loss)])
+    assert "blowup" not in [f["code"] for f in run["findings"]]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_validation_lagging_within_its_noise_is_not_overfitting(seed):
+    """Over the last epochs validation falls about half as fast as training, but its epoch to
+    epoch noise is as large as the difference: no evidence that the gap widens."""
+    train = 0.4 + 2 * np.exp(-EPOCHS / 15)
+    val = 0.9 + 1.2 * np.exp(-EPOCHS / 15)
+    run = verdict(keras_pair(epochs(train, seed, 0.002), epochs(val, seed + 50, 0.06)))
+    assert run["verdict"] != "overfitting", [f["summary"] for f in run["findings"]]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_heavy_tailed_noise_on_a_flat_curve_is_no_trend(seed):
+    """Rare wild points (a bad batch now and then) must not make a trend: the rank test and
+    the robust slope both have to agree."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(2000)
+    loss = 0.5 + 0.02 * rng.standard_t(1.5, steps.size)
+    val_steps = np.arange(99, 2000, 100)
+    val = 0.55 + 0.02 * rng.standard_t(1.5, val_steps.size)
+    run = verdict([make_series("r", "train_loss", steps, loss), make_series("r", "val_loss", val_steps, val)])
+    assert run["verdict"] in ("not_learning", "converged", "plateau", "oscillation"), [f["summary"] for f in run["findings"]]

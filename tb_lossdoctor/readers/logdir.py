@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from tb_lossdoctor.series import Series
 
@@ -84,11 +84,17 @@ MAX_SCAN_PROBLEMS = 50
 
 
 def scan_problems(
-    logdir: str, series: List[Series], problems: List[dict], *, include_unread: bool = True
+    logdir: str,
+    series: List[Series],
+    problems: List[dict],
+    *,
+    include_unread: bool = True,
+    max_files: Optional[int] = None,
 ) -> List[dict]:
     """What the readers skip without a word, found by listing a local logdir (no parsing):
     empty event files, event files that cannot be opened, and (with `include_unread`) run
-    folders with event files from which no scalar was read (and that no other problem names)."""
+    folders with event files from which no scalar was read (and that no other problem names).
+    With `max_files`, the listing stops after that many event files."""
     if is_url(logdir):
         return []
     top = os.fsencode(logdir)
@@ -96,7 +102,10 @@ def scan_problems(
     named = {p.get("run") for p in problems if p.get("run")}
     out: List[dict] = []
     seen = set()
+    examined = 0
     for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        if max_files is not None and examined >= max_files:
+            break
         real = os.path.realpath(dirpath)
         if real in seen:  # a symlink loop, or a folder linked twice
             dirnames[:] = []
@@ -105,6 +114,7 @@ def scan_problems(
         files = sorted(f for f in filenames if b"tfevents" in f)
         if not files:
             continue
+        examined += len(files)
         rel = os.path.relpath(dirpath, top)
         run = "." if rel == b"." else os.fsdecode(rel).replace(os.sep, "/")
         run = run.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

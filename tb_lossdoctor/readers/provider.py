@@ -98,44 +98,57 @@ def _provider_columns(provider, ctx, experiment_id, rtf, downsample) -> Iterator
             )
 
 
+# TensorBoard releases whose data-server client this module's columnar read was tested with
+# (the private `_stub` and the `ReadScalarsRequest` protocol): [first, last] major.minor.
+COLUMNAR_TESTED = ((2, 12), (2, 21))
+
+
+def columnar_supported(version: str) -> bool:
+    """True for a TensorBoard version inside `COLUMNAR_TESTED` (a newer one uses the public API
+    until the shortcut is tested against it)."""
+    try:
+        major_minor = tuple(int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return False
+    return COLUMNAR_TESTED[0] <= major_minor <= COLUMNAR_TESTED[1]
+
+
 def _data_server_columns(provider, experiment_id, rtf, downsample) -> Optional[List[Columns]]:
     """The same request sent to TensorBoard's data server, its columns kept as arrays.
 
     TensorBoard's `GrpcDataProvider.read_scalars` turns the server's columnar answer into one
     Python object per point, which costs more than the read itself on large logdirs. This sends
     the same `ReadScalarsRequest` (TensorBoard's own protocol) on the provider's stub and keeps
-    the columns. Returns None (use the public path) for any other provider or on any surprise.
+    the columns. Used only for TensorBoard versions it was tested with (`COLUMNAR_TESTED`);
+    returns None (use the public path) for any other provider or version. A failing request
+    raises, exactly as the public call would: nothing is retried behind the caller's back.
     """
     try:
+        from tensorboard import version as tb_version
         from tensorboard.data import grpc_provider
         from tensorboard.data.proto import data_provider_pb2
     except ImportError:
         return None
-    stub = getattr(provider, "_stub", None)
-    if not isinstance(provider, grpc_provider.GrpcDataProvider) or stub is None:
+    if not isinstance(provider, grpc_provider.GrpcDataProvider) or not columnar_supported(tb_version.VERSION):
         return None
-    try:
-        req = data_provider_pb2.ReadScalarsRequest()
-        req.experiment_id = experiment_id
-        req.plugin_filter.plugin_name = SCALARS_PLUGIN
-        if rtf.runs is not None:
-            req.run_tag_filter.runs.names.extend(sorted(rtf.runs))
-        if rtf.tags is not None:
-            req.run_tag_filter.tags.names.extend(sorted(rtf.tags))
-        req.downsample.num_points = downsample
-        res = stub.ReadScalars(req)
-        out: List[Columns] = []
-        for run_entry in res.runs:
-            for tag_entry in run_entry.tags:
-                d = tag_entry.data
-                out.append((
-                    run_entry.run_name,
-                    tag_entry.tag_name,
-                    np.array(d.step, dtype=np.int64),
-                    np.array(d.value, dtype=np.float64),
-                    np.array(d.wall_time, dtype=np.float64),
-                ))
-        return out
-    except Exception:  # the private stub changed shape, or the request failed: public path
-        logger.debug("lossdoctor: columnar read failed; using read_scalars", exc_info=True)
-        return None
+    req = data_provider_pb2.ReadScalarsRequest()
+    req.experiment_id = experiment_id
+    req.plugin_filter.plugin_name = SCALARS_PLUGIN
+    if rtf.runs is not None:
+        req.run_tag_filter.runs.names.extend(sorted(rtf.runs))
+    if rtf.tags is not None:
+        req.run_tag_filter.tags.names.extend(sorted(rtf.tags))
+    req.downsample.num_points = downsample
+    res = provider._stub.ReadScalars(req)  # noqa: SLF001 (version-gated above)
+    out: List[Columns] = []
+    for run_entry in res.runs:
+        for tag_entry in run_entry.tags:
+            d = tag_entry.data
+            out.append((
+                run_entry.run_name,
+                tag_entry.tag_name,
+                np.array(d.step, dtype=np.int64),
+                np.array(d.value, dtype=np.float64),
+                np.array(d.wall_time, dtype=np.float64),
+            ))
+    return out
