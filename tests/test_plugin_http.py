@@ -38,6 +38,8 @@ class CountingProvider:
         self.read_filters = []
         self.experiment_ids = []
         self.fail = False
+        self.gate = None  # a threading.Event that read_scalars waits for, when set by a test
+        self.reading = threading.Event()  # set when a read_scalars call starts
         self._lock = threading.Lock()
 
     def __getattr__(self, name):
@@ -52,6 +54,10 @@ class CountingProvider:
                     self.read_filters.append(kwargs.get("run_tag_filter"))
                 if "experiment_id" in kwargs:
                     self.experiment_ids.append(kwargs["experiment_id"])
+            if name == "read_scalars":
+                self.reading.set()
+                if self.gate is not None:
+                    assert self.gate.wait(30), "the test never opened the gate"
             return attr(*args, **kwargs)
 
         return call
@@ -689,3 +695,36 @@ def test_series_route_returns_points_with_nan_as_string(tmp_path, simple_value_w
     assert missing.status_code == 404
     for bad in ({"run": "run<1>"}, {"tag": "x"}, {"run": "a", "tag": "b", "extra": "1"}):
         assert client.get("/data/plugin/lossdoctor/series", query_string=bad).status_code == 400
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_one_build_per_key_and_a_cached_report_never_waits(apps, kind):
+    """Six requests for a cold report share one build (one read); while that build is stuck in
+    the provider, a report that is already cached is still served."""
+    tb = apps[kind]
+    fresh(tb)
+    one_group = parse_report(tb.report())["runs"][0]["run"]
+    fresh(tb)
+    tb.report("run=" + one_group)  # now cached
+    reads_before = tb.plugin._cache.reads
+    tb.provider.reading.clear()
+    tb.provider.gate = threading.Event()
+    bodies = []
+    try:
+        threads = [threading.Thread(target=lambda: bodies.append(tb.report().get_data())) for _ in range(6)]
+        for t in threads:
+            t.start()
+        assert tb.provider.reading.wait(20), "the cold build never reached the provider"
+        cached = []
+        side = threading.Thread(target=lambda: cached.append(tb.report("run=" + one_group)))
+        side.start()
+        side.join(20)
+        assert cached and cached[0].status_code == 200, "a cached report waited for another build"
+        assert not tb.provider.gate.is_set() and len(bodies) == 0  # the build is still stuck
+    finally:
+        tb.provider.gate.set()
+        for t in threads:
+            t.join(30)
+        tb.provider.gate = None
+    assert len(bodies) == 6 and len(set(bodies)) == 1
+    assert tb.plugin._cache.reads - reads_before == 1
