@@ -37,18 +37,22 @@ def running_tensorboard(
     ready: Callable[[dict], bool],
     *,
     timeout: float = 150.0,
+    path_prefix: str = "",
 ) -> Iterator[Tuple[str, int, dict]]:
     """Start `tensorboard --logdir LOGDIR` on a free loopback port and yield (base URL, port,
     first report for which `ready(report)` holds: TensorBoard loads in the background, so the
-    first reports may be partial). The process is always stopped."""
+    first reports may be partial). With `path_prefix` (TensorBoard's `--path_prefix`), the base
+    URL includes it. The process is always stopped."""
     port = free_port()
+    if path_prefix:
+        extra_args = [*extra_args, "--path_prefix", path_prefix]
     log_path = Path(logdir).parent / f"tensorboard-{port}.log"
     cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
            "--host", "127.0.0.1", "--port", str(port), *extra_args]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}{path_prefix}"
         try:
             deadline = time.time() + timeout
             report: Optional[dict] = None

@@ -303,6 +303,22 @@ def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
         assert target_card.locator(".ld-card-head").get_attribute("aria-expanded") == "true"
         assert target_head.get_attribute("aria-expanded") == "true"
 
+        # The reader's own choices win over the defaults across a refresh: a healthy card
+        # (closed by default) that was opened stays open, an error card that was closed stays closed.
+        regex.fill("")
+        frame.wait_for_function("n => document.querySelectorAll('.ld-card').length === n", arg=total)
+        healthy_head = _card(frame, "healthy").locator(".ld-card-head")
+        assert healthy_head.get_attribute("aria-expanded") == "true"  # opened by a click above
+        error_head = _card(frame, "diverging").locator(".ld-card-head")
+        assert error_head.get_attribute("aria-expanded") == "true"
+        error_head.click()
+        before = updated.inner_text()
+        page.wait_for_timeout(1100)
+        frame.get_by_role("button", name="Refresh").click()
+        frame.wait_for_function("([el, t]) => el.textContent !== t", arg=[updated.element_handle(), before])
+        assert healthy_head.get_attribute("aria-expanded") == "true"
+        assert error_head.get_attribute("aria-expanded") == "false"
+
         regex.fill("(unclosed")
         error = frame.locator("#ld-filter-error")
         error.wait_for(state="visible")
@@ -324,3 +340,35 @@ def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
         assert page_errors == [], f"uncaught errors in the page: {page_errors}"
     finally:
         context.close()
+
+
+def test_tab_under_a_path_prefix(browser, tmp_path):
+    """`tensorboard --path_prefix`: the tab loads, its report and chart requests stay under the
+    prefix (relative URLs), and a chart draws."""
+    src, expected = _logs_and_expected()
+    prefix = "/tb/team"
+    want = set(expected)
+    args = ["--samples_per_plugin", "scalars=0", "--load_fast", "true"]
+    ready = lambda r: want <= {x["run"] for x in r["runs"]}  # noqa: E731
+    with running_tensorboard(src, args, ready, path_prefix=prefix) as (base, _, _):
+        context = browser.new_context(viewport={"width": 1280, "height": 960})
+        page = context.new_page()
+        requests: list = []
+        page.on("request", lambda req: requests.append(req.url))
+        try:
+            page.goto(base + "/#lossdoctor", wait_until="domcontentloaded")
+            frame = plugin_frame(page)
+            worst = frame.locator(".ld-card").first
+            _ensure_open(worst)
+            head = worst.locator(".ld-finding-head").first
+            if head.get_attribute("aria-expanded") != "true":
+                head.click()
+            canvas = worst.locator(".ld-finding").first.locator("canvas").first
+            canvas.wait_for(state="visible", timeout=20000)
+        finally:
+            context.close()
+    ours = [u for u in requests if "/plugin/lossdoctor/" in u]
+    assert any(u.split("?")[0].endswith("/report") for u in ours)
+    assert any("/series?" in u for u in ours)
+    outside = [u for u in ours if not u.startswith(base + "/")]
+    assert not outside, f"requests that left the path prefix: {outside}"
