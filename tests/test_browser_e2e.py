@@ -346,11 +346,13 @@ def test_tab_under_a_path_prefix(browser, tmp_path):
     """`tensorboard --path_prefix`: the tab loads, its report and chart requests stay under the
     prefix (relative URLs), and a chart draws."""
     src, expected = _logs_and_expected()
+    logdir = tmp_path / "logs"  # a copy: TensorBoard's log file is written beside the logdir
+    shutil.copytree(src, logdir)
     prefix = "/tb/team"
     want = set(expected)
     args = ["--samples_per_plugin", "scalars=0", "--load_fast", "true"]
     ready = lambda r: want <= {x["run"] for x in r["runs"]}  # noqa: E731
-    with running_tensorboard(src, args, ready, path_prefix=prefix) as (base, _, _):
+    with running_tensorboard(logdir, args, ready, path_prefix=prefix) as (base, _, _):
         context = browser.new_context(viewport={"width": 1280, "height": 960})
         page = context.new_page()
         requests: list = []
