@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Diagnose training loss curves in a TensorBoard logdir "
         "(overfitting, NaN, divergence, learning-rate problems, ...).",
     )
-    p.add_argument("logdir", help="TensorBoard log directory (local path, or gs:// where supported)")
+    p.add_argument("logdir", help="TensorBoard log directory: a local folder, gs://BUCKET/PREFIX "
+                   "or s3://BUCKET[/PREFIX]")
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
                    help="output format (default: text)")
     p.add_argument("--fail-on", choices=("warning", "error"), default=None,
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", metavar="REGEX", default=None,
                    help="only run groups whose name matches this regular expression (re.search)")
     p.add_argument("--reader", choices=("auto", "server", "python"), default="auto",
-                   help="auto: TensorBoard's data server, falling back to the Python reader")
+                   help="auto: TensorBoard's data server, falling back to the Python reader for a "
+                   "local logdir; s3:// is always read by TensorBoard's Python reader")
     return p
 
 
@@ -80,7 +82,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except LogdirError as exc:
         return _fail(str(exc))
     except DataServerError as exc:
-        return _fail(f"--reader server failed on {args.logdir}: {exc}")
+        if args.reader == "server":
+            return _fail(f"--reader server failed on {args.logdir}: {exc}")
+        return _fail(f"cannot read {args.logdir}: {exc}")  # a remote logdir the server failed on
     except Exception as exc:  # a reader bug or an unreadable remote path: no traceback
         return _fail(f"cannot read {args.logdir}: {type(exc).__name__}: {exc}")
     if not series:

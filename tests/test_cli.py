@@ -217,8 +217,10 @@ def test_missing_path(tmp_path, capsys):
 def test_file_instead_of_dir(tmp_path, capsys):
     f = tmp_path / "x.txt"
     f.write_text("hi")
-    code, _, err = run_cli(capsys, f)
-    assert code == 2 and "not a directory" in err
+    code, out, err = run_cli(capsys, f)
+    assert code == 2 and out == ""
+    assert err == (f"lossdoctor: error: logdir is a file, not a directory: {f}; "
+                   f"pass the folder that holds it ({tmp_path})\n")
 
 
 def test_empty_dir(tmp_path, capsys):

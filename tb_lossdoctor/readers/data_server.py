@@ -48,12 +48,25 @@ from tb_lossdoctor.series import Series
 FINISHED_RE = re.compile(r"Finished load cycle")
 # A failing load (e.g. gs:// without credentials) panics the Reloader thread while the gRPC
 # server keeps running: without this check we would wait for the whole timeout.
-PANIC_RE = re.compile(r"thread '[^']*' panicked at '?(.*)")
+PANIC_RE = re.compile(r"thread '[^']*' panicked at ")
+# Rust < 1.73 writes `panicked at 'MESSAGE', src/file.rs:1:2`; later ones write
+# `panicked at src/file.rs:1:2:` and the message on the next line(s).
+_PANIC_OLD_RE = re.compile(r"'(.*?)', [^\s']+:\d+:\d+\s*$", re.S | re.M)
+_PANIC_NEW_RE = re.compile(r"[^\s']+:\d+:\d+:\n(.*)", re.S)
+_PANIC_END_RE = re.compile(r"\n(?:note: |stack backtrace:)")
+MAX_REASON = 400
 DEFAULT_TIMEOUT = 300.0
 
 
 class DataServerError(RuntimeError):
-    """The data server is unavailable, failed to start, or failed while loading."""
+    """The data server is unavailable, failed to start, or failed while loading.
+
+    `unavailable`: the server could not be run at all (no binary, cannot start), as opposed to
+    a server that ran and failed on this logdir."""
+
+    def __init__(self, message: str, *, unavailable: bool = False):
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 def server_binary_path() -> str:
@@ -63,9 +76,9 @@ def server_binary_path() -> str:
 
         binary = server_ingester.get_server_binary()
     except Exception as exc:  # NoDataServerError, ImportError, ...
-        raise DataServerError(f"TensorBoard data server not available: {exc}") from exc
+        raise DataServerError(f"TensorBoard data server not available: {exc}", unavailable=True) from exc
     if not binary.path or not os.path.isfile(binary.path):
-        raise DataServerError("TensorBoard data server binary not found")
+        raise DataServerError("TensorBoard data server binary not found", unavailable=True)
     return binary.path
 
 
@@ -150,7 +163,7 @@ class DataServer:
                 env=env,
             )
         except OSError as exc:
-            raise DataServerError(f"cannot start the data server: {exc}") from exc
+            raise DataServerError(f"cannot start the data server: {exc}", unavailable=True) from exc
 
         deadline = start + self.timeout
         port = None
@@ -167,7 +180,9 @@ class DataServer:
                 break
             panic = PANIC_RE.search(log)
             if panic:
-                raise DataServerError(f"the data server failed while loading: {panic.group(1)[:300]}")
+                raise DataServerError(
+                    f"the data server failed while loading: {self._panic_message(log_file, panic.end())}"
+                )
             if time.monotonic() > deadline:
                 raise DataServerError(
                     f"the data server did not finish loading {self.logdir} in {self.timeout:g} s"
@@ -189,6 +204,23 @@ class DataServer:
             lines = [l for l in _read(log_file).splitlines() if "ERROR" in l or "error" in l]
             msg = lines[-1].strip() if lines else ""
         return f"the data server exited with status {code}" + (f": {msg}" if msg else "")
+
+    def _panic_message(self, log_file: str, start: int) -> str:
+        """The panic's message, once the server has finished writing it (a moment at most)."""
+        deadline = time.monotonic() + 1.0
+        while True:
+            tail = _read(log_file)[start:]
+            old = _PANIC_OLD_RE.match(tail)
+            if old:
+                message = old.group(1)
+                break
+            new = _PANIC_NEW_RE.match(tail)
+            if (new and _PANIC_END_RE.search(new.group(1))) or time.monotonic() > deadline:
+                message = new.group(1) if new else tail
+                break
+            time.sleep(0.02)
+        message = " ".join(_PANIC_END_RE.split(message)[0].split())
+        return message[:MAX_REASON] + ("..." if len(message) > MAX_REASON else "")
 
     def log_text(self) -> str:
         return _read(os.path.join(self._tmpdir, "server.log")) if self._tmpdir else ""

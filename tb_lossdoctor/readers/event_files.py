@@ -108,12 +108,14 @@ def _prefer_tensorboard_stub(logdir: str) -> None:
     to its bundled stub when the marker module `tensorboard.compat.notf` exists (TensorBoard's own
     `//tensorboard/compat:no_tensorflow` switch). The stub reads local files (and s3/fsspec), so
     for a local logdir we set the marker, unless TensorFlow is already imported in this process
-    (then TensorBoard uses it, as it would anyway). Remote logdirs (gs://, ...) keep real TF gfile.
+    (then TensorBoard uses it, as it would anyway). Remote logdirs (gs://, ...) keep real TF gfile,
+    except s3://, which only the stub reads (see `readers.s3`).
     """
     import sys
     import types
 
-    if is_url(logdir) or "tensorflow" in sys.modules or "tensorboard.compat.notf" in sys.modules:
+    remote = is_url(logdir) and not logdir.lower().startswith("s3://")
+    if remote or "tensorflow" in sys.modules or "tensorboard.compat.notf" in sys.modules:
         return
     # If `tensorboard.compat.tf` was already resolved, it resolved either to TensorFlow (then
     # "tensorflow" is in sys.modules and we returned above) or to the stub: the marker is moot.

@@ -31,7 +31,10 @@ def check_logdir(logdir: str) -> None:
     if not os.path.exists(path):
         raise LogdirError(f"logdir does not exist: {logdir}")
     if not os.path.isdir(path):
-        raise LogdirError(f"logdir is not a directory: {logdir}")
+        folder = os.path.dirname(os.path.abspath(path))
+        raise LogdirError(
+            f"logdir is a file, not a directory: {logdir}; pass the folder that holds it ({folder})"
+        )
     if not os.access(path, os.R_OK | os.X_OK):
         raise LogdirError(f"logdir is not readable: {logdir}")
 
@@ -43,11 +46,15 @@ def read_logdir(
 
     `reader`: "server" (TensorBoard's Rust data server), "python" (TensorBoard's event
     multiplexer) or "auto" (server, falling back to python when the server is unavailable or
-    fails). Returns (series, problems, info) where info = {"reader": used, "seconds": ...,
-    "fallback_reason": why the server was not used, if it was not, "python_runs": runs the
-    Python reader re-read because the server returned no points for some of their tags}.
+    fails on a local logdir; on a remote one the server's failure is raised, see below). s3://
+    is read by the Python reader on TensorBoard's own S3 filesystem (`readers.s3`) unless
+    reader="server" (which rejects it). Returns (series, problems, info) where info =
+    {"reader": used, "seconds": ..., "fallback_reason": why the server was not used, if it was
+    not, "python_runs": runs the Python reader re-read because the server returned no points
+    for some of their tags}.
     `avoid_tensorflow`: see `event_files.read_logdir` (the CLI sets it when run as a program).
-    Raises `LogdirError` for an unusable logdir, and `DataServerError` when reader="server" fails.
+    Raises `LogdirError` for an unusable logdir, and `DataServerError` when reader="server" fails
+    or when the server ran and failed on a remote logdir (gs://...) in "auto" mode.
     """
     if reader not in READERS:
         raise ValueError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
@@ -55,13 +62,23 @@ def read_logdir(
     logdir = os.path.expanduser(logdir)
     info: dict = {"reader": None, "seconds": None}
     start = time.monotonic()
+    from tb_lossdoctor.readers import s3
+
+    if s3.is_s3(logdir) and reader != "server":
+        # The data server rejects s3://: TensorBoard reads it only through its TF stub's S3.
+        series, problems = s3.read_logdir(logdir, avoid_tensorflow=avoid_tensorflow)
+        info.update(reader="python", seconds=round(time.monotonic() - start, 3))
+        return series, problems, info
     if reader in ("auto", "server"):
         from tb_lossdoctor.readers import data_server
 
         try:
             series, problems, dropped = data_server.read_logdir(logdir)
         except data_server.DataServerError as exc:
-            if reader == "server":
+            if reader == "server" or (is_url(logdir) and not exc.unavailable):
+                # A remote logdir the server tried and failed on (gs:// offline, no
+                # credentials...): its reason is the answer; TensorFlow's gfile would only
+                # repeat the failure, slowly (its GCS client retries DNS for about a minute).
                 raise
             info["fallback_reason"] = str(exc)
         else:
