@@ -251,12 +251,13 @@ def table_finding(train: View, val: View, settings: Settings, chance: Optional[C
     regression = val_regression(train, val, settings)
     if regression is not None:
         return wording.overfitting_finding(train, val, regression)
-    if learned(t, settings) and (oscillating(w, settings) or (
-            not learned(w, settings) and swinging_without_learning(val, settings))):
-        return wording.oscillation_finding(val)
+    # A gap that opened beyond validation's own noise is overfitting, however much it swings.
     gap = gap_opened(t, w, settings)
     if gap is not None:
         return wording.overfitting_finding(train, val, gap)
+    if learned(t, settings) and (oscillating(w, settings) or (
+            not learned(w, settings) and swinging_without_learning(val, settings))):
+        return wording.oscillation_finding(val)
     window = shared_window(t, w, settings)
     tw, vw = t.trend_from(window), w.trend_from(window)
     if tw is None or vw is None:  # sparse validation: no trend to compare, read the training curve
