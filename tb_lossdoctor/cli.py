@@ -10,7 +10,7 @@ import argparse
 import os
 import re
 import sys
-from typing import List, Optional
+from typing import List, Mapping, Optional
 
 from tb_lossdoctor.report import SEVERITY_RANK
 
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Diagnose training loss curves in a TensorBoard logdir "
         "(overfitting, NaN, divergence, learning-rate problems, ...).",
     )
+    p.add_argument("--version", action="version", version=version_text(),
+                   help="show the version of lossdoctor and of TensorBoard, then exit")
     p.add_argument("logdir", help="TensorBoard log directory: a local folder, gs://BUCKET/PREFIX "
                    "or s3://BUCKET[/PREFIX]")
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
@@ -49,8 +51,30 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def _use_color(stream) -> bool:
-    if os.environ.get("NO_COLOR"):
+def version_text() -> str:
+    """"lossdoctor 0.1.0 (tensorboard 2.21.0)", from the installed packages' metadata."""
+    from importlib import metadata
+
+    def installed(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"lossdoctor {installed('tb-lossdoctor')} (tensorboard {installed('tensorboard')})"
+
+
+def use_color(stream, environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Colour on a terminal, following no-color.org and force-color.org: a non-empty NO_COLOR
+    turns it off (and wins), a non-empty FORCE_COLOR turns it on even when piped ("0" or
+    "false" turn it off, as in Node), TERM=dumb turns it off."""
+    env = os.environ if environ is None else environ
+    if env.get("NO_COLOR"):
+        return False
+    force = env.get("FORCE_COLOR")
+    if force:
+        return force.strip().lower() not in ("0", "false")
+    if env.get("TERM") == "dumb":
         return False
     try:
         return stream.isatty()
@@ -69,7 +93,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except re.error as exc:
         return _fail(f"invalid --run regular expression {args.run!r}: {exc}")
 
-    from tb_lossdoctor import formatting
+    from tb_lossdoctor import formatting, markdown_view
     from tb_lossdoctor.engine import diagnose
     from tb_lossdoctor.readers.data_server import DataServerError
     from tb_lossdoctor.readers.logdir import LogdirError, read_logdir
@@ -108,9 +132,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.format == "json":
         text = dumps(report, indent=2) + "\n"
     elif args.format == "markdown":
-        text = formatting.render_markdown(report, info=info)
+        text = markdown_view.render_markdown(report, info=info)
     else:
-        text = formatting.render_text(report, color=_use_color(sys.stdout), info=info)
+        text = formatting.render_text(report, color=use_color(sys.stdout), info=info)
     try:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -1,9 +1,8 @@
-"""Human renderings of a report (shared/spec/report.md): plain/ANSI text and Markdown.
+"""Human rendering of a report (shared/spec/report.md) as plain/ANSI text, and the helpers the
+Markdown view (`markdown_view.py`) shares with it.
 
 Pure functions: report dict in, string out. Run and tag names are user data (and engine titles
-may quote them), so text output strips control characters (no terminal escape injection) and
-Markdown output escapes every Markdown/HTML special character (no HTML injection into a PR
-comment, no table breakage, no @-mention pings).
+may quote them), so text output strips control characters (no terminal escape injection).
 """
 
 from __future__ import annotations
@@ -27,11 +26,17 @@ def status_counts(report: dict) -> dict:
     return counts
 
 
+def plural(n: int, noun: str) -> str:
+    """"run" for 1, "runs" otherwise (the nouns used here all take an s)."""
+    return noun if n == 1 else noun + "s"
+
+
 def summary_line(report: dict) -> str:
-    runs = report.get("runs", [])
+    """"3 runs: 1 error, 2 warnings, 0 ok"."""
+    n = len(report.get("runs", []))
     c = status_counts(report)
-    noun = "run" if len(runs) == 1 else "runs"
-    return f"{len(runs)} {noun}: {c['error']} error, {c['warning']} warning, {c['ok']} ok"
+    return (f"{n} {plural(n, 'run')}: {c['error']} {plural(c['error'], 'error')}, "
+            f"{c['warning']} {plural(c['warning'], 'warning')}, {c['ok']} ok")
 
 
 def _fmt_step(step) -> str:
@@ -163,88 +168,6 @@ def render_text(report: dict, *, color: bool = False, info: Optional[dict] = Non
         out.append("")
         out.extend(paint(n, "dim") for n in notes)
     if problems:
-        out.append(f"could not use {len(problems)} item(s):")
+        out.append(f"could not use {len(problems)} {plural(len(problems), 'item')}:")
         out.extend(f"  - {clean(_problem_text(p))}" for p in problems)
     return "\n".join(out) + "\n"
-
-
-# -- markdown --------------------------------------------------------------------------------
-
-_MD_ICON = {"error": "\u274c", "warning": "\u26a0\ufe0f", "ok": "\u2705", "info": "\u2139\ufe0f"}
-_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "|": "&#124;"}
-# Every other ASCII punctuation character may start Markdown syntax; CommonMark lets any of them
-# be backslash-escaped.
-_MD_BACKSLASH = set("\\`*_{}[]()#+-.!~=:")
-
-
-def md_escape(text) -> str:
-    """Escape user data for GitHub-flavoured Markdown, safe inside table cells and headings.
-
-    HTML-significant characters and `|` become entities (they can never form a tag or split a
-    table cell), other Markdown punctuation is backslash-escaped, `@` gets a zero-width space
-    so names cannot ping people, and newlines/control characters are flattened.
-    """
-    text = clean(text)
-    out = []
-    for ch in text:
-        if ch in _MD_ENTITIES:
-            out.append(_MD_ENTITIES[ch])
-        elif ch in _MD_BACKSLASH:
-            out.append("\\" + ch)
-        elif ch == "@":
-            out.append("@\u200b")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def render_markdown(report: dict, *, info: Optional[dict] = None) -> str:
-    """For CI job summaries / PR comments: a summary table, then a section per non-ok run."""
-    out = [f"## Loss Doctor: {summary_line(report)}", ""]
-    runs = report.get("runs", [])
-    if runs:
-        out += ["| status | verdict | events | run |", "|---|---|---|---|"]
-        for run in runs:
-            status = run.get("status", "ok")
-            events = ", ".join(md_escape(code) for code in _events(run))
-            out.append(
-                f"| {_MD_ICON.get(status, '')} {md_escape(status)} | {md_escape(verdict_text(run))} "
-                f"| {events or '-'} | {md_escape(run.get('run', ''))} |"
-            )
-        out.append("")
-    else:
-        out += ["No run groups to diagnose.", ""]
-    for run in runs:
-        if run.get("status", "ok") == "ok":
-            continue
-        out.append(f"### {_MD_ICON.get(run['status'], '')} {md_escape(run.get('run', ''))}")
-        out.append("")
-        out.append(f"Verdict: **{md_escape(verdict_text(run))}**")
-        out.append("")
-        for f in _sorted_findings(run.get("findings", [])):
-            sev = f.get("severity", "info")
-            line = f"**{md_escape(sev)}: {md_escape(f.get('title', ''))}**"
-            where = _step_text(f)
-            if where:
-                line += f" ({md_escape(where)})"
-            out.append(line)
-            out.append("")
-            if f.get("summary"):
-                out.append(md_escape(f["summary"]))
-                out.append("")
-            if f.get("tags"):
-                out.append("Curves: " + ", ".join(md_escape(t) for t in f["tags"]))
-                out.append("")
-            for tip in f.get("advice", []):
-                out.append(f"- {md_escape(tip)}")
-            if f.get("advice"):
-                out.append("")
-    if report.get("sampled"):
-        out += ["_Some curves were sampled by TensorBoard; steps are approximate._", ""]
-    problems = report.get("problems") or []
-    if problems:
-        out.append(f"<details><summary>Could not use {len(problems)} item(s)</summary>")
-        out.append("")
-        out.extend(f"- {md_escape(_problem_text(p))}" for p in problems)
-        out += ["", "</details>", ""]
-    return "\n".join(out).rstrip("\n") + "\n"

@@ -324,7 +324,8 @@ def test_cli(logdirs, capsys, case, reader):
     text = formatting.render_text(rep)
     assert re.search(r"^\[OK\]\s+good\b|^\[(WARN|ERROR)\]\s+good$", text, re.M), text
     if rep["problems"]:
-        assert "could not use %d item(s):" % len(rep["problems"]) in text
+        n = len(rep["problems"])
+        assert "could not use %d %s:" % (n, "item" if n == 1 else "items") in text
     if rep["ignored"]:
         assert "not diagnosed: %d series" % rep["ignored_count"] in text
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tb_lossdoctor import cli, formatting
+from tb_lossdoctor import cli, formatting, markdown_view
 
 _WALL = [1_700_000_000.0]
 
@@ -84,11 +84,12 @@ def test_json_is_exactly_the_report(logdir, capsys):
 
 def test_text_lists_runs_worst_first_without_colour(logdir, capsys, monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
     code, out, err = run_cli(capsys, logdir)
     assert code == 0, err
     assert "\033[" not in out  # captured stdout is not a TTY
     first = out.splitlines()[0]
-    assert re.match(r"lossdoctor: 2 runs: \d+ error, \d+ warning, \d+ ok", first)
+    assert re.match(r"lossdoctor: 2 runs: \d+ errors?, \d+ warnings?, \d+ ok$", first)
     assert "good" in out and "broken" in out
     report = json.loads(run_cli(capsys, logdir, "--format", "json")[1])
     order = [r["run"] for r in report["runs"]]
@@ -102,15 +103,75 @@ def test_text_colour_only_on_request():
     assert "\033[" not in formatting.render_text(report, color=False)
 
 
-def test_use_color_respects_no_color(monkeypatch):
-    class Tty:
-        def isatty(self):
-            return True
+class _Tty:
+    def isatty(self):
+        return True
 
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    assert cli._use_color(Tty())
-    monkeypatch.setenv("NO_COLOR", "1")
-    assert not cli._use_color(Tty())
+
+class _Pipe:
+    def isatty(self):
+        return False
+
+
+@pytest.mark.parametrize("env, tty, pipe", [
+    ({}, True, False),
+    ({"NO_COLOR": "1"}, False, False),
+    ({"NO_COLOR": ""}, True, False),  # no-color.org: only a non-empty value counts
+    ({"TERM": "dumb"}, False, False),
+    ({"TERM": "xterm-256color"}, True, False),
+    ({"FORCE_COLOR": "1"}, True, True),  # force-color.org: on even when piped
+    ({"FORCE_COLOR": "true", "TERM": "dumb"}, True, True),
+    ({"FORCE_COLOR": ""}, True, False),
+    ({"FORCE_COLOR": "0"}, False, False),
+    ({"FORCE_COLOR": "false"}, False, False),
+    ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, False, False),  # the opt-out wins
+])
+def test_use_color_conventions(env, tty, pipe):
+    assert cli.use_color(_Tty(), env) is tty
+    assert cli.use_color(_Pipe(), env) is pipe
+
+
+def test_force_color_through_a_pipe(logdir, tmp_path):
+    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM")}
+    argv = [sys.executable, "-m", "tb_lossdoctor", str(logdir)]
+    forced = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=dict(base, FORCE_COLOR="1"))
+    plain = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=dict(base, FORCE_COLOR="1", NO_COLOR="1"))
+    assert forced.returncode == plain.returncode == 0, forced.stderr + plain.stderr
+    assert "\033[1;31m" in forced.stdout and "\033[" not in plain.stdout
+    def lines(text):  # all but the read time
+        return [line for line in text.splitlines() if not line.startswith("read with")]
+
+    assert lines(re.sub(r"\033\[[0-9;]*m", "", forced.stdout)) == lines(plain.stdout)
+
+
+def test_version(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out == f"lossdoctor {metadata.version('tb-lossdoctor')} (tensorboard {metadata.version('tensorboard')})\n"
+    proc = subprocess.run([sys.executable, "-m", "tb_lossdoctor", "--version"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == out
+
+
+@pytest.mark.parametrize("counts, line", [
+    ((1, 0, 0), "1 run: 1 error, 0 warnings, 0 ok"),
+    ((0, 1, 1), "2 runs: 0 errors, 1 warning, 1 ok"),
+    ((3, 2, 0), "5 runs: 3 errors, 2 warnings, 0 ok"),
+    ((0, 0, 0), "0 runs: 0 errors, 0 warnings, 0 ok"),
+])
+def test_summary_plurals(counts, line):
+    runs = [{"run": f"r{i}", "status": s, "series": [], "findings": []}
+            for i, s in enumerate(["error"] * counts[0] + ["warning"] * counts[1] + ["ok"] * counts[2])]
+    report = {"version": 1, "runs": runs, "problems": [{"run": "", "tag": "", "reason": "x"}]}
+    assert formatting.summary_line(report) == line
+    assert formatting.render_text(report).startswith(f"lossdoctor: {line}\n")
+    assert "could not use 1 item:" in formatting.render_text(report)
+    assert markdown_view.render_markdown(report).startswith(f"## Loss Doctor: {line}\n")
+    assert "Could not use 1 item<" in markdown_view.render_markdown(report)
 
 
 def test_text_shows_finding_details_sampling_and_problems():
@@ -128,7 +189,7 @@ def test_text_shows_finding_details_sampling_and_problems():
         ],
     }
     text = formatting.render_text(report)
-    assert "1 error, 0 warning, 1 ok" in text.splitlines()[0]
+    assert "2 runs: 1 error, 0 warnings, 1 ok" in text.splitlines()[0]
     assert "Loss became NaN at step 1,204" in text and "It was 3.2 then NaN." in text
     assert "1,204" in text and "- Lower the learning rate" in text and "- Clip gradients" in text
     assert "\x1b" not in text  # a hostile run name cannot send terminal escapes
@@ -151,7 +212,7 @@ def test_markdown_escapes_hostile_run_names(hostile_logdir, capsys):
 
 
 def test_md_escape():
-    e = formatting.md_escape
+    e = markdown_view.md_escape
     assert e("`rm -rf`") == "\\`rm \\-rf\\`"
     assert e("<script>") == "&lt;script&gt;"
     assert e("a|b") == "a&#124;b"
@@ -168,7 +229,7 @@ def test_markdown_summary_table_and_sections():
              "step": 10, "advice": ["stop early"]}]},
         {"run": "fine", "status": "ok", "series": [], "findings": []},
     ]}
-    md = formatting.render_markdown(report)
+    md = markdown_view.render_markdown(report)
     assert "| status | verdict | events | run |" in md
     assert "| overfitting | - | bad |" in md
     assert "Verdict: **overfitting**" in md
