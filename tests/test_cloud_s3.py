@@ -140,6 +140,15 @@ def test_a_command_line_process_with_and_without_tensorflow(s3, logdir, capsys):
         assert proc.stderr == "", (label, proc.stderr)  # no TensorFlow start-up noise either
 
 
+@pytest.mark.parametrize("reader", ["auto", "python"])
+def test_a_local_logdir_without_tensorflow(logdir, capsys, reader):
+    """The same logdir on disk, in a process where TensorFlow cannot be imported."""
+    proc = subprocess.run([sys.executable, "-c", NO_TF_RUNNER, str(logdir), "--format", "json",
+                           "--reader", reader], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert report_of(proc.stdout) == local_report(capsys, logdir)
+
+
 def test_tensorflow_style_endpoint_host_and_port(s3, logdir, capsys):
     """TensorFlow's S3 settings: S3_ENDPOINT=host:port, S3_USE_HTTPS=0 for plain HTTP."""
     env = s3.env(S3_ENDPOINT=f"127.0.0.1:{s3.port}", S3_USE_HTTPS="0")
