@@ -26,5 +26,4 @@ def chart_points(series: Series, max_points: int) -> dict:
         "tag": series.tag,
         "steps": series.steps[keep].tolist(),
         "values": values,
-        "thinned": bool(n and keep.sum() < n),
     }

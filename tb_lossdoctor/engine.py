@@ -76,6 +76,7 @@ def series_entries(group: RunGroup) -> List[dict]:
             "direction": pair.direction,
             "points": len(c.series),
             "sampled": c.series.sampled,
+            **({"notes": list(c.series.notes)} if c.series.notes else {}),
         }
         for pair in group.pairs
         for c in pair.curves

@@ -169,6 +169,19 @@ def _append_points(base: str, logdir: Path, group: str) -> None:
     writer.close()
 
 
+FOCUS_CONTRAST_JS = """() => {
+  const root = document.querySelector('.ld-root') || document.body;
+  const css = getComputedStyle(root);
+  const rgb = (v) => { const d = document.createElement('div'); d.style.color = v; document.body.append(d);
+    const m = getComputedStyle(d).color.match(/\\d+(\\.\\d+)?/g).map(Number); d.remove(); return m; };
+  const lum = ([r, g, b]) => [r, g, b].map((c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
+    .reduce((acc, c, i) => acc + c * [0.2126, 0.7152, 0.0722][i], 0);
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  const focus = rgb(css.getPropertyValue('--ld-focus').trim());
+  return ['--ld-bg', '--ld-card'].map((v) => ratio(focus, rgb(css.getPropertyValue(v).trim())));
+}"""
+
+
 def _card(frame, run):
     return frame.locator(f".ld-card[data-run={json.dumps(run)}]")
 
@@ -199,6 +212,12 @@ def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
         frame.wait_for_function("/diagnosed/.test(document.querySelector('.ld-summary').textContent)")
         summary = frame.locator(".ld-summary").inner_text()
         assert re.search(r"\d+ runs? diagnosed", summary), summary
+        # Accessibility: no live region that speaks at every poll or keystroke, and a focus ring
+        # with at least 3:1 contrast against the page and the cards (WCAG 2.1, 1.4.11).
+        assert frame.locator(".ld-updated[role], .ld-updated[aria-live]").count() == 0
+        assert frame.locator("#ld-filter-error[role=alert]").count() == 0
+        assert frame.locator("#ld-filter-regex").get_attribute("aria-describedby") == "ld-filter-error"
+        assert min(frame.evaluate(FOCUS_CONTRAST_JS)) >= 3.0
 
         # Every demo run is listed with its expected findings.
         problems = []
@@ -293,7 +312,7 @@ def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
         while _points(base, target) == points_before:
             assert time.time() < deadline, "TensorBoard never picked up the new points"
             time.sleep(0.5)
-        updated = frame.locator(".ld-meta [role=status]").first
+        updated = frame.locator(".ld-meta .ld-updated").first
         before = updated.inner_text()
         page.wait_for_timeout(1100)  # the "Updated hh:mm:ss" stamp has a one-second resolution
         frame.get_by_role("button", name="Refresh").click()

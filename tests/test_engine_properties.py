@@ -62,3 +62,19 @@ def test_engine_on_noisy_curves_of_any_length_scale_and_offset(n, offset, scale,
                        make_series("r", "val_loss", np.arange(0, n, 10), values[::10])])
     check_report(report)
     assert report["runs"][0]["run"] == "r"
+
+
+def test_points_rewritten_by_a_restart_are_said_in_the_report():
+    """A run resumed from a checkpoint writes steps 50..99 again: the later writes win, and the
+    report's series entry says so (nothing the reader changed goes unmentioned)."""
+    import numpy as np
+
+    from tb_lossdoctor.engine import diagnose
+    from tb_lossdoctor.series import make_series
+
+    steps = np.r_[np.arange(100), np.arange(50, 200)]
+    values = 0.2 + 2 * np.exp(-steps / 40.0)
+    (run,) = diagnose([make_series("r", "loss", steps, values)])["runs"]
+    (entry,) = [s for s in run["series"] if s["tag"] == "loss"]
+    assert entry["points"] == 200
+    assert any("restart" in note for note in entry["notes"])

@@ -55,7 +55,8 @@ export class App {
   constructor(private host: HTMLElement) {
     this.refreshBtn = h("button", { type: "button", class: "ld-btn", title: "Reload the diagnosis now" }, icon("refresh"), "Refresh");
     this.refreshBtn.addEventListener("click", () => void this.refresh());
-    this.updated = h("span", { role: "status" }, "Loading…");
+    // Not a live region: it changes at every poll and a screen reader would announce each one.
+    this.updated = h("span", { class: "ld-updated" }, "Loading…");
     this.summary = h("p", { class: "ld-summary", "aria-live": "polite" });
     this.fetchError = h("div", { class: "ld-notice ld-error-box", role: "alert", hidden: true });
     this.sampledNote = h(
@@ -104,7 +105,8 @@ export class App {
       this.filters.regex = this.regexInput.value;
       this.filtersChanged();
     });
-    this.regexError = h("div", { class: "ld-filter-error", id: "ld-filter-error", role: "alert", hidden: true });
+    // Described by the input (aria-describedby), not an alert: it would fire at each keystroke.
+    this.regexError = h("div", { class: "ld-filter-error", id: "ld-filter-error", hidden: true });
     this.sevSelect = h(
       "select",
       { id: "ld-filter-sev", class: "ld-select" },
@@ -349,8 +351,8 @@ export class App {
 
   private renderEmpty(report: Report, runs: RunGroup[]): void {
     const e = this.empty;
-    const state = runs.length === 0 ? (this.hasUnrecognised(report) ? "unrecognised" : "noscalars") : this.filtered.length === 0 ? "filtered" : "";
-    if (e.dataset.state === state && state !== "filtered" && state !== "unrecognised") {
+    const state = runs.length === 0 ? this.emptyCause(report) : this.filtered.length === 0 ? "filtered" : "";
+    if (e.dataset.state === state && state !== "filtered" && state !== "unrecognised" && state !== "unreadable") {
       e.hidden = state === "";
       return;
     }
@@ -374,7 +376,7 @@ export class App {
         ),
       );
     } else if (state === "unrecognised") {
-      const names = Array.isArray(report.recognized) && report.recognized.length ? report.recognized : RECOGNISED_NAMES;
+      const names = RECOGNISED_NAMES;
       const ignored = (report.ignored ?? []).map((x) => (typeof x === "string" ? x : `${x.run ?? "?"} / ${x.tag ?? "?"}`));
       const items: Array<Node> = [
         h("h2", null, "No loss or metric curve recognised"),
@@ -386,6 +388,13 @@ export class App {
         items.push(h("ul", null, ...ignored.slice(0, 20).map((t) => h("li", null, t)), ignored.length > 20 ? h("li", null, "…") : null));
       }
       e.replaceChildren(...items);
+    } else if (state === "unreadable") {
+      const problems = (report.problems ?? []).map((p) => [p.run, p.tag].filter(Boolean).join(" / ") + (p.reason ? `: ${p.reason}` : ""));
+      e.replaceChildren(
+        h("h2", null, "No curve could be read"),
+        h("p", null, "The log directory holds event files, but none could be used:"),
+        h("ul", null, ...problems.slice(0, 20).map((t) => h("li", null, t)), problems.length > 20 ? h("li", null, "…") : null),
+      );
     } else if (state === "filtered") {
       const clear = h("button", { type: "button", class: "ld-btn ld-btn-accent" }, "Clear filters");
       clear.addEventListener("click", () => {
@@ -401,8 +410,11 @@ export class App {
     }
   }
 
-  private hasUnrecognised(report: Report): boolean {
-    return (Array.isArray(report.ignored) && report.ignored.length > 0) || (Array.isArray(report.problems) && report.problems.length > 0);
+  /** Why no run is shown: scalars that name no metric, files that could not be read, or nothing yet. */
+  private emptyCause(report: Report): "unrecognised" | "unreadable" | "noscalars" {
+    if (Array.isArray(report.ignored) && report.ignored.length > 0) return "unrecognised";
+    if (Array.isArray(report.problems) && report.problems.length > 0) return "unreadable";
+    return "noscalars";
   }
 
   rebuildCharts(): void {

@@ -3,7 +3,6 @@ import { Chart } from "./chart";
 import type { SeriesCache } from "./data";
 import { fmtInt, h, icon, plural, setAttr, setText } from "./dom";
 import type { Expansion } from "./state";
-import { EVENTS } from "./types";
 import type { Finding, RunGroup } from "./types";
 
 let uid = 0;
@@ -235,7 +234,12 @@ export class Card {
     const series = g.series ?? [];
     setText(
       this.seriesLine,
-      series.length ? "Curves: " + series.map((s) => `${s.run} / ${s.tag}${s.role ? ` (${s.role})` : ""}`).join(", ") : "No curves.",
+      series.length
+        ? "Curves: " +
+            series
+              .map((s) => `${s.run} / ${s.tag}${s.role ? ` (${s.role})` : ""}${s.notes?.length ? ` [${s.notes.join("; ")}]` : ""}`)
+              .join(", ")
+        : "No curves.",
     );
     const hasVal = series.some((s) => s.role === "val");
     const hasTrain = series.some((s) => s.role === "train");
@@ -248,7 +252,7 @@ export class Card {
     } else {
       this.note.hidden = true;
     }
-    const findings = verdictFirst(g.findings ?? []);
+    const findings = verdictFirst(g.findings ?? [], g.verdict);
     this.healthy.hidden = findings.length > 0;
     const keys = findingKeys(findings);
     const next = new Map<string, FindingView>();
@@ -284,13 +288,13 @@ export class Card {
 /** The card header's verdict: the verdict finding's title, or what ended the run. */
 export function verdictLine(group: RunGroup): string {
   const findings = group.findings ?? [];
-  const verdict = findings.find((f) => f.code === group.verdict) ?? findings.find((f) => !EVENTS.has(f.code));
+  const verdict = group.verdict ? findings.find((f) => f.code === group.verdict) : undefined;
   if (verdict) return verdict.title;
-  const fatal = findings.find((f) => f.code === "nan" || f.code === "blowup");
+  const fatal = findings.find((f) => f.severity === "error");
   return fatal ? `Run ended: ${fatal.title}` : "";
 }
 
 /** The verdict first (what the reader wants), then the events in the report's order. */
-export function verdictFirst(findings: Finding[]): Finding[] {
-  return [...findings.filter((f) => !EVENTS.has(f.code)), ...findings.filter((f) => EVENTS.has(f.code))];
+export function verdictFirst(findings: Finding[], verdict: string | null | undefined): Finding[] {
+  return [...findings.filter((f) => f.code === verdict), ...findings.filter((f) => f.code !== verdict)];
 }

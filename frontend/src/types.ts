@@ -9,6 +9,7 @@ export interface SeriesRef {
   role?: string; // "train" | "val" | ...
   metric?: string; // "loss" | "accuracy" | ...
   points?: number;
+  notes?: string[]; // how the reader cleaned the curve (restarts, several values per step)
 }
 
 export interface Finding {
@@ -48,7 +49,6 @@ export interface Report {
   sampled?: boolean;
   // Optional extras the UI uses when present (not yet in the v1 contract):
   ignored?: Array<{ run?: string; tag?: string } | string>; // scalar tags seen but not recognised
-  recognized?: string[]; // tag names the engine recognises
 }
 
 /** Response of GET ./series?run=&tag= (non-finite values as the strings "NaN", "Infinity", "-Infinity"). */
@@ -58,9 +58,6 @@ export interface SeriesData {
   steps: number[];
   values: Array<number | string | null>;
 }
-
-/** Codes of things that happened at a step; every other code is a trend verdict. */
-export const EVENTS = new Set(["nan", "blowup", "spikes"]);
 
 export const SEVERITY_RANK: Record<string, number> = { ok: 0, info: 1, warning: 2, error: 3 };
 
