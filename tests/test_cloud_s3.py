@@ -209,6 +209,12 @@ def test_empty_prefix(s3):
     assert "no scalar data found in s3://lossdoctor-logs/nothing/here" in line
 
 
+def test_an_event_file_instead_of_its_folder(s3, logdir):
+    event_file = next((logdir / "good").glob("events.out.tfevents*")).name
+    line = one_line_error(s3, f"s3://{BUCKET}/experiments/exp1/good/{event_file}")
+    assert line.endswith(f"pass the folder that holds it (s3://{BUCKET}/experiments/exp1/good)")
+
+
 def test_reader_server_gives_the_data_servers_reason(s3_env, capsys):
     code, out, err = run_cli(capsys, f"s3://{BUCKET}/experiments/exp1", "--reader", "server")
     assert code == 2 and out == ""

@@ -88,13 +88,11 @@ def _filesystem_class():
                 return None
             boto3, _ = _boto3()
             client = boto3.client("s3", endpoint_url=self._s3_endpoint)
-            pages = client.get_paginator("list_objects").paginate(Bucket=bucket, Delimiter="/")
-            return [
-                name
-                for page in pages
-                for name in [p["Prefix"][:-1] for p in page.get("CommonPrefixes", [])]
-                + [o["Key"] for o in page.get("Contents", [])]
-            ]
+            names = []
+            for page in client.get_paginator("list_objects").paginate(Bucket=bucket, Delimiter="/"):
+                names += [p["Prefix"][:-1] for p in page.get("CommonPrefixes", [])]  # "run/" -> "run"
+                names += [o["Key"] for o in page.get("Contents", [])]
+            return names
 
         def isdir(self, dirname):
             root = self._root_listing(dirname)
@@ -173,7 +171,18 @@ def check(url: str) -> None:
         where = f" at {endpoint}" if endpoint else ""
         raise LogdirError(f"cannot read {url}{where}: {exc}") from None
     if not answer.get("KeyCount"):
+        if path and _is_object(client, bucket, path):
+            parent = f"{SCHEME}{bucket}/{path.rpartition('/')[0]}".rstrip("/")
+            raise LogdirError(
+                f"logdir is a file, not a directory: {url}; pass the folder that holds it ({parent})"
+            )
         raise LogdirError(f"no scalar data found in {url}: no object under it")
+
+
+def _is_object(client, bucket: str, key: str) -> bool:
+    """True when `key` itself is an object (then it is the first key of its own listing)."""
+    found = client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+    return bool(found) and found[0]["Key"] == key
 
 
 def read_logdir(url: str, *, avoid_tensorflow: bool = False) -> Tuple[List[Series], List[dict]]:
