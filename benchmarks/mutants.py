@@ -44,7 +44,7 @@ MUTANTS = [
      "    return None", "chance level never recognised"),
     ("trend.py", "        if start == 0 or end == values.size or end - start > max_width:",
      "        if end - start > max_width:", "spikes: a rise at the end that never came back counts"),
-    ("rules.py", "    if st.end < st.best + 0.5 * rise or np.mean(after_jump >= st.best + 0.5 * rise) < 0.9:",
+    ("rules.py", "    if st.end < st.best + 0.5 * rise or np.mean(after_jump >= st.best + 0.5 * rise) < settings.blowup_stays:",
      "    if st.end < st.best + 0.5 * rise:", "blow-up: a curve that keeps coming back counts"),
     ("rules.py", "    return sorted(kept.values(), key=lambda f: (rank[f.severity], f.code not in EVENTS))",
      "    return sorted((f for f in kept.values() if f.code in EVENTS or f.severity != 'info'), "

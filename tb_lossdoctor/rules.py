@@ -99,7 +99,7 @@ def blowup_facts(v: View, settings: Settings) -> Optional[dict]:
         return None
     after = st.bin_steps >= st.best_step
     steps, values = st.bin_steps[after], st.bin_values[after]
-    low, high = st.best + 0.1 * rise, st.best + 0.9 * rise
+    low, high = (st.best + edge * rise for edge in settings.blowup_edges)
     left = int(np.argmax(values > low)) if np.any(values > low) else None
     top = int(np.argmax(values >= high)) if np.any(values >= high) else None
     if left is None or top is None:
@@ -115,7 +115,7 @@ def blowup_facts(v: View, settings: Settings) -> Optional[dict]:
     # It must not come back: from the jump on, (nearly) every smoothed point stays above half
     # of it. A curve that keeps dipping back (a cyclic schedule, an oscillation) did not blow up.
     after_jump = values[steps >= jump_to]
-    if st.end < st.best + 0.5 * rise or np.mean(after_jump >= st.best + 0.5 * rise) < 0.9:
+    if st.end < st.best + 0.5 * rise or np.mean(after_jump >= st.best + 0.5 * rise) < settings.blowup_stays:
         return None
     return {"rise": rise, "jump_from": int(jump_from), "jump_to": int(jump_to)}
 
@@ -312,7 +312,8 @@ def val_regression(train: View, val: View, settings: Settings) -> Optional[dict]
     gained = max(w.improvement, w.value_range if w.improvement <= 0 else 0.0)
     if rise < settings.regression_min * gained or not beyond_chance(val, values, rise, sparse, settings):
         return None
-    return {"rise": rise, "level": level, "evaluations_after_best": n_after, "sparse": sparse or n_after < settings.patience}
+    return {"rise": rise, "level": level, "evaluations_after_best": n_after,
+            "noise": noise_since_best(w, values), "sparse": sparse or n_after < settings.patience}
 
 
 def gap_opened(t: CurveStats, w: CurveStats, settings: Settings) -> Optional[dict]:
@@ -339,9 +340,13 @@ def beyond_chance(val: View, after_best: np.ndarray, rise: float, sparse: bool, 
     if sparse:
         floor = natural_floor(val)
         return floor is not None and rise >= settings.sparse_rise * (w.best - floor)
-    # Five second differences at least, or the local estimate is a guess: then the whole curve's.
-    noise = point_noise(after_best) if after_best.size >= 7 else w.noise
-    return rise > settings.regression_noise * noise
+    return rise > settings.regression_noise * noise_since_best(w, after_best)
+
+
+def noise_since_best(w: CurveStats, after_best: np.ndarray) -> float:
+    """Point-to-point noise of the evaluations since the best: five second differences at
+    least, or the local estimate is a guess and the whole curve's is used."""
+    return point_noise(after_best) if after_best.size >= 7 else w.noise
 
 
 def lags(leader: Trend, follower: Trend, settings: Settings) -> bool:

@@ -23,6 +23,17 @@ class Settings:
     """The recent window holds at least this many bins (or points): with fewer, even a perfectly
     monotone window cannot pass the rank test at 5%, and every trend would read as flat."""
 
+    start_fraction: float = 0.02
+    """A curve's start level is the median of its first 2% of points..."""
+    start_max_points: int = 25
+    """... at most this many (and at least one): enough to steady a noisy per-batch start, few
+    enough to stay before the early drop of an epoch-level curve."""
+    end_bins: int = 3
+    """Its end level is the median of its last few smoothed points (one for short curves)."""
+    best_of_many_z: float = 2.5
+    """The lowest of ~40 noisy bin medians lies about this many of their standard errors below
+    the level by chance alone: an improvement smaller than that is no improvement."""
+
     # --- evidence needed -----------------------------------------------------------------
     min_points: int = 8
     """Fewer points than this on the main curve: too early to judge a trend."""
@@ -85,7 +96,12 @@ class Settings:
     blowup_noise: float = 6.0
     """... and rises more than this many noise units above the best level."""
     blowup_sudden: float = 0.15
-    """... within at most this fraction of the run's steps (slower rises are divergence)."""
+    """... within at most this fraction of the run's steps (slower rises are divergence)..."""
+    blowup_stays: float = 0.9
+    """... and at least this share of the smoothed points after the jump stay above half of
+    it: a curve that keeps dipping back (a cyclic schedule, an oscillation) did not blow up."""
+    blowup_edges: tuple = (0.1, 0.9)
+    """The jump is timed between the first points past these fractions of the rise."""
     spike_noise: float = 10.0
     """A spike stands this many robust noise units above the local running median..."""
     spike_min_height: float = 0.3

@@ -18,7 +18,8 @@ import numpy as np
 from tb_lossdoctor.settings import Settings
 
 FALLING, FLAT, RISING = "falling", "flat", "rising"
-_MAD_TO_SIGMA = 1.4826
+_MAD_TO_SIGMA = 1.4826  # a normal sample's standard deviation per median absolute deviation
+_MEDIAN_SE = 1.2533  # the standard error of a median is sqrt(pi/2) times the mean's
 
 
 @lru_cache(maxsize=128)
@@ -127,8 +128,11 @@ class CurveStats:
     @property
     def chance_improvement(self) -> float:
         """How far below its start a flat curve's best smoothed point falls by noise alone:
-        the minimum of ~40 bin medians lies about 2.5 of their standard errors low."""
-        return 2.5 * 1.2533 * self.noise / np.sqrt(max(self.points_per_bin, 1.0))
+        `best_of_many_z` standard errors of a bin median (sqrt(pi/2) sigma / sqrt(points))."""
+        if self.trend_inputs is None:
+            return 0.0
+        z = self.trend_inputs[2].best_of_many_z
+        return z * _MEDIAN_SE * self.noise / np.sqrt(max(self.points_per_bin, 1.0))
 
     @property
     def value_range(self) -> float:
@@ -168,7 +172,7 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
     bin_steps, bin_values, per_bin = bin_medians(steps, scaled, settings.bins)
     stats.bin_steps, stats.bin_values, stats.points_per_bin = bin_steps, bin_values * scale, per_bin
     stats.noise = point_noise(scaled) * scale
-    _levels(stats, scaled * scale)
+    _levels(stats, scaled * scale, settings)
     best_point = int(np.argmin(scaled))
     stats.best_point, stats.best_point_step = float(values[best_point]), int(steps[best_point])
     smoothed = stats.bin_values  # in value units; window_trend rescales by `scale` itself
@@ -269,14 +273,13 @@ def point_noise(values: np.ndarray) -> float:
     return sigma
 
 
-def _levels(stats: CurveStats, raw: np.ndarray) -> None:
+def _levels(stats: CurveStats, raw: np.ndarray, settings: Settings) -> None:
     """Start level (first raw points: the smoothed first bin may already be past the early
     drop), best and end levels of the smoothed curve."""
     values, steps = stats.bin_values, stats.bin_steps
-    # The first 2% of points (1 to 25): enough to steady a noisy per-batch start, few enough
-    # to stay before the early drop of an epoch-level curve.
-    stats.start = median(raw[: min(25, max(1, raw.size // 50))])
-    k = max(1, min(3, values.size // 10))  # a few bins at the end, one for short curves
+    first = min(settings.start_max_points, max(1, int(raw.size * settings.start_fraction)))
+    stats.start = median(raw[:first])
+    k = max(1, min(settings.end_bins, values.size // 10))  # one bin for short curves
     stats.end = median(values[-k:])
     best = int(np.argmin(values))
     stats.best, stats.best_step = float(values[best]), int(steps[best])

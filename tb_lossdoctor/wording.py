@@ -20,6 +20,18 @@ from tb_lossdoctor.trend import Trend
 from tb_lossdoctor.views import View, gap_closed
 
 
+def strength(z: float, points: int) -> float:
+    """Confidence from the evidence: the effect in noise units `z` and the number of points that
+    carry it. z / (z + 2) is 0 without an effect, 0.5 at two noise units and nears 1 beyond;
+    points / (points + 3) discounts a verdict drawn from a handful of evaluations."""
+    z = max(0.0, float(z)) if np.isfinite(z) else 10.0
+    return round(z / (z + 2.0) * points / (points + 3.0), 2)
+
+
+def _z(change: float, stderr: float) -> float:
+    return abs(change) / stderr if stderr > 0 else 10.0
+
+
 def _finding(code: str, views: List[View], title: str, summary: str, step, step_range, evidence,
              specific=(), confidence=0.8) -> Finding:
     return Finding(
@@ -120,7 +132,7 @@ def blowup_finding(v: View, facts: dict, group: RunGroup) -> Finding:
             "blowup",
             f"Restart from the checkpoint at or before step {fmt_step(st.best_step)} with a lower learning rate.",
         ),
-        confidence=0.9,
+        confidence=strength(_z(rise, st.noise), int((st.bin_steps >= jump_to).sum())),
     )
 
 
@@ -169,7 +181,7 @@ def spikes_finding(v: View, before: Optional[int] = None) -> Optional[Finding]:
         step_range=(min(steps), max(steps)),
         evidence={"spike_steps": steps[:20], "largest_spike": worst[1], "count": len(spikes)},
         advice=advice_for("spikes", f"Inspect the batch at step {fmt_step(worst[0])} first."),
-        confidence=0.7,
+        confidence=strength(_z(worst[1], v.stats.noise), len(spikes) + 2),
     )
 
 
@@ -182,7 +194,8 @@ def too_early_finding(v: View, settings: Settings) -> Finding:
         f"{fmt_step(st.last_finite_step)}; at least {settings.min_points} are needed to call a trend.",
         st.last_finite_step, (st.first_step, st.final_step),
         {"points": st.finite_points, "needed": settings.min_points},
-        confidence=0.9,
+        # The fewer the points, the surer it is too early to tell.
+        confidence=round(max(0.0, 1.0 - st.finite_points / (2.0 * settings.min_points)), 2),
     )
 
 
@@ -208,24 +221,27 @@ def not_learning_finding(train: View, val: Optional[View] = None, chance: Option
         summary,
         st.first_step, (st.first_step, st.final_step),
         evidence,
-        confidence=0.85,
+        # At chance, two readings agreed; otherwise the points the flat curve rests on.
+        confidence=strength(10.0 if chance else 3.0, st.finite_points),
     )
 
 
 def oscillation_finding(v: View) -> Finding:
+    """Swings of the smoothed curve (what the decision measured), against what it improved."""
     st = v.stats
     r = st.recent
+    swing = st.smooth_noise
     return _finding(
         "oscillation", [v],
         f"{v.name.capitalize()} swings without converging",
-        f"The {v.name} jumps by about {fmt(st.noise)} from one point to the next, "
-        f"{st.noise / st.improvement:.0%} of the {fmt(st.improvement)} it improved in all."
+        f"The smoothed {v.name} jumps by about {fmt(swing)} from one point to the next, "
+        f"{swing / st.improvement:.0%} of the {fmt(st.improvement)} it improved in all."
         if st.improvement > 0 else
-        f"The {v.name} jumps by about {fmt(st.noise)} from one point to the next without improving.",
+        f"The smoothed {v.name} jumps by about {fmt(swing)} from one point to the next without improving.",
         r.start_step, (r.start_step, r.end_step),
-        {**_levels(v), "noise": st.noise, "improvement": st.improvement,
-         "noise_over_improvement": st.noise / st.improvement if st.improvement > 0 else None},
-        confidence=0.7,
+        {**_levels(v), "swing": swing, "improvement": st.improvement,
+         "swing_over_improvement": swing / st.improvement if st.improvement > 0 else None},
+        confidence=strength(4.0 * swing / st.improvement if st.improvement > 0 else 10.0, st.bin_values.size),
     )
 
 
@@ -242,7 +258,7 @@ def diverging_finding(views: List[View]) -> Finding:
         f"{fmt_step(st.recent.end_step - st.recent.start_step)} steps.",
         st.best_step, (st.best_step, st.final_step),
         {**_levels(v), "recent": _recent(v)},
-        confidence=0.8,
+        confidence=strength(_z(st.recent.change, st.recent.stderr), int((st.bin_steps > st.best_step).sum())),
     )
 
 
@@ -264,7 +280,7 @@ def overfitting_finding(train: View, val: View, facts: dict) -> Finding:
             f"went from {fmt(facts['gap_then'])} to {fmt(facts['gap_now'])}."
         )
         evidence["gap"] = {"at_first_evaluation": facts["gap_then"], "at_end": facts["gap_now"]}
-        confidence = 0.75
+        confidence = strength(_z(facts["gap_now"] - facts["gap_then"], w.noise), w.finite_points)
     elif "window" in facts:
         tw, vw = facts["window"]
         summary = (
@@ -275,7 +291,8 @@ def overfitting_finding(train: View, val: View, facts: dict) -> Finding:
         )
         evidence["window"] = {"start": tw.start_step, "train_change": train.value(tw.change),
                               "val_change": val.value(vw.change)}
-        confidence = 0.75
+        confidence = strength(_z(vw.change - tw.change, float(np.hypot(tw.stderr, vw.stderr))),
+                              int((w.bin_steps >= tw.start_step).sum()))
     else:
         since = f"has {worse} {pct} since" if pct else "has got worse since"
         summary = (
@@ -287,7 +304,7 @@ def overfitting_finding(train: View, val: View, facts: dict) -> Finding:
             summary += f"; only {n} evaluation{'s' if n != 1 else ''} after the best, so treat it as a first sign"
         summary += "."
         evidence["evaluations_after_best"] = n
-        confidence = 0.6 if facts["sparse"] else 0.85
+        confidence = strength(_z(facts["rise"], facts["noise"]), n)
     return _finding(
         "overfitting", [train, val],
         f"Overfitting: {val.name} best at step {fmt_step(best_step)}",
@@ -314,7 +331,8 @@ def data_problem_finding(train: View, val: View, tw: Trend, vw: Trend) -> Findin
         {"train": _levels(train), "val": _levels(val),
          "window": {"start": tw.start_step, "train_change": train.value(tw.change),
                     "val_change": val.value(vw.change)}},
-        confidence=0.7,
+        confidence=strength(_z(tw.change - vw.change, float(np.hypot(tw.stderr, vw.stderr))),
+                            int((w.bin_steps >= tw.start_step).sum())),
     )
 
 
@@ -329,7 +347,7 @@ def slow_finding(train: View, val: Optional[View] = None) -> Finding:
         f"rate gives.",
         st.recent.start_step, (st.first_step, st.final_step),
         {**_levels(train), "recent": _recent(train)},
-        confidence=0.65,
+        confidence=strength(_z(st.recent.change, st.recent.stderr), st.bin_values.size),
     )
 
 
@@ -345,7 +363,8 @@ def still_learning_finding(views: List[View]) -> Finding:
         f"({v.name} {fmt(v.value(st.recent.change))} over that window).",
         st.final_step, (st.recent.start_step, st.final_step),
         {**_levels(v), "recent": _recent(v)},
-        confidence=0.75,
+        confidence=strength(_z(st.recent.change, st.recent.stderr),
+                            int((st.bin_steps >= st.recent.start_step).sum())),
     )
 
 
@@ -361,7 +380,8 @@ def plateau_finding(views: List[View], judged: View, closed: float) -> Finding:
         f"the way to its floor.",
         st.recent.start_step, (st.recent.start_step, st.final_step),
         {**_levels(judged), "gap_closed": closed},
-        confidence=0.6,
+        # How far from the floor it stayed, in units of what it did learn.
+        confidence=strength(2.0 * (1.0 - closed) / max(closed, 0.05), js.bin_values.size),
     )
 
 
@@ -378,7 +398,9 @@ def converged_finding(views: List[View]) -> Finding:
         summary + ".",
         st.best_step, (st.recent.start_step, st.final_step),
         {**_levels(v), "gap_closed": gap_closed(v)},
-        confidence=0.7,
+        # Flat: what it improved in all, against its last stretch's change plus that change's noise.
+        confidence=strength(st.improvement / (abs(st.recent.change) + st.recent.stderr + 1e-12),
+                            int((st.bin_steps >= st.recent.start_step).sum())),
     )
 
 

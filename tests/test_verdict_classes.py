@@ -294,3 +294,23 @@ def test_heavy_tailed_noise_on_a_flat_curve_is_no_trend(seed):
     val = 0.55 + 0.02 * rng.standard_t(1.5, val_steps.size)
     run = verdict([make_series("r", "train_loss", steps, loss), make_series("r", "val_loss", val_steps, val)])
     assert run["verdict"] in ("not_learning", "converged", "plateau", "oscillation"), [f["summary"] for f in run["findings"]]
+
+
+def test_confidence_grows_with_the_evidence():
+    """Confidence is computed from the evidence (effect against noise, points behind it), not
+    a constant per code: the same overfitting shape is surer with less noise and more epochs."""
+    def confidence(noise, epochs):
+        steps = np.arange(epochs)
+        train = 0.1 + 2 * np.exp(-steps / (epochs / 8))
+        val = 0.6 + 0.8 * np.exp(-steps / (epochs / 8)) + 0.6 * np.clip(steps / epochs - 0.5, 0, None)
+        run = verdict(keras_pair(epochs_noise(train, 0, 0.002, steps), epochs_noise(val, 1, noise, steps), steps))
+        (finding,) = [f for f in run["findings"] if f["code"] == "overfitting"]
+        assert 0.0 <= finding["confidence"] <= 1.0
+        return finding["confidence"]
+
+    assert confidence(0.005, 40) > confidence(0.05, 40)
+    assert confidence(0.02, 80) > confidence(0.02, 20)
+
+
+def epochs_noise(curve, seed, noise, steps):
+    return curve + noise * np.random.default_rng(seed).standard_normal(steps.size)
