@@ -1,7 +1,7 @@
 """Generate a large TensorBoard logdir with TensorBoard's own event writer.
 
-    python benchmarks/make_logdir.py --runs 100 --tags 4 --points 1000 --out /tmp/lossdoctor_bench/r100
-    python benchmarks/make_logdir.py --runs 1000 --jobs 2           # default out dir under /tmp
+    python benchmarks/make_logdir.py --runs 100 --tags 4 --points 1000 --out DIR
+    python benchmarks/make_logdir.py --runs 1000 --jobs 2           # default out dir under the temp folder
 
 Every point is one `Event(summary=Summary(value=[Value(tag, simple_value)]))` written by
 `tensorboard.summary.writer.event_file_writer.EventFileWriter` (the writer behind PyTorch's and
@@ -22,13 +22,14 @@ import multiprocessing
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import curves  # noqa: E402
 
 MANIFEST = "bench_manifest.json"
-DEFAULT_ROOT = "/tmp/lossdoctor_bench"
+DEFAULT_ROOT = os.path.join(tempfile.gettempdir(), "lossdoctor_bench")
 
 
 def default_out(runs, tags, points, val_every, seed, tf_fraction=0.0) -> str:

@@ -1,6 +1,6 @@
 """Performance benchmarks of tb-lossdoctor against TensorBoard itself (not part of pytest).
 
-Quick set (a few minutes, logdirs cached under /tmp/lossdoctor_bench):
+Quick set (a few minutes, logdirs cached under <temp folder>/lossdoctor_bench):
 
     python benchmarks/run.py
 
@@ -11,7 +11,7 @@ Larger set (documented in benchmarks/README.md):
 Every comparison is made in the same run, against a baseline measured alongside it (the machine
 is noisy): medians of `--reps` repetitions, alternating the order of the things compared.
 Sections (select with --only): cli, plugin, engine, memory, concurrency.
-Results: a JSON file and a Markdown summary (--out-dir, default /tmp/lossdoctor_bench/results).
+Results: a JSON file and a Markdown summary (--out-dir, default <temp folder>/lossdoctor_bench/results).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def run_child(argv, *, memory=False, timeout=7200, env=None, stdout_path=None):
     """Run a subprocess; returns dict(wall, rc, maxrss_mb (wait4: the child and its reaped
     descendants, max), tree_peak_mb (sampled sum of the tree's RSS) if memory, stdout text)."""
     out = open(stdout_path, "wb") if stdout_path else subprocess.PIPE
-    err_path = "/tmp/lossdoctor_bench/last_stderr.txt"
+    err_path = os.path.join(make_logdir.DEFAULT_ROOT, "last_stderr.txt")
     os.makedirs(os.path.dirname(err_path), exist_ok=True)
     with open(err_path, "wb") as err:
         t = time.perf_counter()
@@ -191,7 +191,7 @@ def bench_cli(logdir, manifest, reps, python_reps):
     pyreader = [PY, CHILD, "read", logdir, "--reader", "python"]
     times = {"cli": [], "server": [], "tensorboard": [], "python": [], "cli_python": []}
     report_runs = None
-    out_path = "/tmp/lossdoctor_bench/cli_out.json"
+    out_path = os.path.join(make_logdir.DEFAULT_ROOT, "cli_out.json")
     for i in range(reps):
         order = [("tensorboard", tensorboard), ("server", server), ("cli", cli)]
         if i % 2:
@@ -278,7 +278,7 @@ def bench_memory(logdir, manifest, tiny_logdir, backends=("python", "rust")):
         ("server_reader", [PY, CHILD, "read", logdir, "--reader", "server"]),
         ("server_reader_tiny", [PY, CHILD, "read", tiny_logdir, "--reader", "server"]),
     ]:
-        r = run_child(argv, memory=True, stdout_path="/tmp/lossdoctor_bench/mem_out.txt")
+        r = run_child(argv, memory=True, stdout_path=os.path.join(make_logdir.DEFAULT_ROOT, "mem_out.txt"))
         res[name] = {"tree_peak_mb": r["tree_peak_mb"], "tree_hwm_sum_mb": r["tree_hwm_sum_mb"],
                      "seconds": r["wall"]}
         log(f"  [memory] {name}: tree peak {r['tree_peak_mb']:.0f} MB (sum of per-process peaks "
@@ -342,14 +342,14 @@ def bench_concurrency(logdir, manifest, n_requests, load_fast):
     base = f"http://127.0.0.1:{port}"
     argv = [PY, "-m", "tensorboard.main", "--logdir", logdir, "--host", "127.0.0.1", "--port", str(port),
             "--reload_interval", "0", "--load_fast", load_fast]
-    errf = open("/tmp/lossdoctor_bench/tensorboard_stderr.txt", "wb")
+    errf = open(os.path.join(make_logdir.DEFAULT_ROOT, "tensorboard_stderr.txt"), "wb")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errf)
     try:
         want = len(manifest["series_last"])
         t0 = time.monotonic()
         while True:
             if proc.poll() is not None:
-                raise RuntimeError("tensorboard exited early (see /tmp/lossdoctor_bench/tensorboard_stderr.txt)")
+                raise RuntimeError("tensorboard exited early (see tensorboard_stderr.txt in the bench folder)")
             try:
                 _, body, _ = _get(base + "/data/plugin/scalars/tags", timeout=30)
                 if sum(len(t) for t in json.loads(body).values()) == want:
@@ -521,18 +521,20 @@ def main(argv=None):
                         "reader only up to this many runs (they take ~30 s and ~1 GB per 100 runs)")
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     p.add_argument("--profile", action="store_true", help="write cProfile texts of the engine and report route")
-    p.add_argument("--out-dir", default="/tmp/lossdoctor_bench/results")
+    p.add_argument("--out-dir", default=os.path.join(make_logdir.DEFAULT_ROOT, "results"))
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
     profile_dir = args.out_dir if args.profile else None
-    results = {"machine": machine(), "args": vars(args), "sizes": {}, "engine": [], "concurrency": []}
+    shown_args = {**vars(args), "out_dir": os.path.basename(os.path.normpath(args.out_dir))}
+    results = {"machine": machine(), "args": shown_args, "sizes": {}, "engine": [], "concurrency": []}
     started = time.monotonic()
     tiny = None
     if "memory" in args.only:
         tiny, _ = ensure_logdir("1x4x1000")
     for size in args.sizes:
         logdir, manifest = ensure_logdir(size)
-        s = results["sizes"][size] = {"logdir": logdir,
+        # Inputs are named by their parameters (the folder name), never by a path of this machine.
+        s = results["sizes"][size] = {"logdir": os.path.basename(logdir),
                                       "manifest": {k: v for k, v in manifest.items() if k != "series_last"}}
         small = manifest["runs"] <= args.python_backend_max_runs
         if "cli" in args.only:
