@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py                      # ../shared/realworld, default settings
     python benchmarks/quality.py --cross-validate     # + repository-level calibration checks
-    python benchmarks/quality.py --demo /tmp/variants/s100 /tmp/variants/s200
+    python benchmarks/quality.py --demo VARIANTS/s100 VARIANTS/s200   # from demo/generate.py --out
 
 The labelled set (`../shared/realworld/labels.json`) says per case which codes must be reported
 (`must_any`, `must_all`) and which would be false alarms (`forbid`). A case is *exact* when the
