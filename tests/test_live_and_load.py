@@ -328,7 +328,7 @@ def test_many_concurrent_reports_on_1000_runs(big_logdir):
 
         def watch():
             while not stop.is_set():
-                sizes.append((len(cache._groups), len(cache._reports)))
+                sizes.append(cache.sizes())  # read under the cache's lock
                 time.sleep(0.005)
 
         watcher = threading.Thread(target=watch)
@@ -391,7 +391,7 @@ def test_many_concurrent_reports_on_1000_runs(big_logdir):
 
         assert sizes, "the watcher saw nothing"
         assert max(g for g, _ in sizes) <= 300 and max(r for _, r in sizes) <= 16
-        assert len(cache._groups) <= 300 and len(cache._reports) <= 16
+        assert cache.sizes()[0] <= 300 and cache.sizes()[1] <= 16
         rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print("\n%d concurrent full reports on %d runs (%d distinct bodies): %s"
               % (N_CLIENTS, N_RUNS, bodies, _percentiles([t for t, _, _ in fulls])))

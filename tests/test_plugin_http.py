@@ -214,6 +214,9 @@ def check_report(rep):
         for s in r["series"]:
             assert {"run", "tag", "role", "metric", "points"} <= set(s)
             assert isinstance(s["points"], int) and s["points"] >= 0
+        verdicts = [f["code"] for f in r["findings"] if f["code"] not in ("nan", "blowup", "spikes")]
+        died = any(f["code"] in ("nan", "blowup") for f in r["findings"])
+        assert len(verdicts) == (0 if died else 1) and r["verdict"] == (verdicts[0] if verdicts else None), r
         for f in r["findings"]:
             assert f["severity"] in SEVERITIES
             assert isinstance(f["code"], str) and f["code"]
@@ -583,6 +586,9 @@ def test_dead_data_server_gives_503(tmp_path):
     resp = wait_until(lambda: (lambda r: r if r.status_code == 503 else None)(tb.report()), timeout=20)
     assert resp is not None, "expected 503 once the data server is gone"
     assert resp.mimetype == "application/json"
+    message = json.loads(resp.get_data(as_text=True))["error"]
+    # Written for users: no gRPC status, exception class or address from the failure inside.
+    assert not re.search(r"StatusCode|RpcError|Traceback|Exception|127\.0\.0\.1|localhost", message), message
     assert json.loads(resp.get_data(as_text=True))["error"]
 
 
@@ -728,3 +734,31 @@ def test_one_build_per_key_and_a_cached_report_never_waits(apps, kind):
         tb.provider.gate = None
     assert len(bodies) == 6 and len(set(bodies)) == 1
     assert tb.plugin._cache.reads - reads_before == 1
+
+
+def test_report_never_waits_for_the_logdir_listing(tmp_path, monkeypatch):
+    """The listing of empty/unreadable files runs on its own thread: while it is stuck (a slow
+    network filesystem), reports are still served; a remote logdir is never listed."""
+    from tb_lossdoctor.readers import logdir as logdir_mod
+
+    SimpleValueWriter(tmp_path / "r").add("loss", decaying(30)).close()
+    release = threading.Event()
+    real_scan = logdir_mod.scan_problems
+
+    def stuck_scan(*args, **kwargs):
+        release.wait(30)
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(logdir_mod, "scan_problems", stuck_scan)
+    tb = TB(tmp_path, "python")
+    try:
+        served = []
+        worker = threading.Thread(target=lambda: served.append(tb.report().status_code))
+        worker.start()
+        worker.join(20)
+        assert served == [200], "a report waited for the logdir listing"
+        assert tb.plugin._file_scan.scans == 0  # the listing is still stuck
+    finally:
+        release.set()
+    remote = plugin_mod.LogdirScan("gs://some-bucket/logs")
+    assert remote.problems() == [] and not remote._started
