@@ -83,6 +83,13 @@ def use_color(stream, environ: Optional[Mapping[str, str]] = None) -> bool:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] == ["watch"]:  # `lossdoctor watch LOGDIR` (a logdir named "watch": ./watch)
+        from tb_lossdoctor import watch
+
+        if argv is None:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        return watch.main(words[1:], avoid_tensorflow=argv is None)
     args = build_parser().parse_args(argv)
     # TensorFlow is imported only by the Python reader on remote logdirs; keep its C++ logging
     # off our stderr unless the user set a level (TF 2.21 still prints two start-up lines).

@@ -154,7 +154,8 @@ def pair_findings(
     finding = (
         table_finding(train, val, settings, chance) if usable_val else single_finding(main, settings, chance)
     )
-    return out + [finding]
+    judged = val if usable_val and val.tag in finding.tags else main
+    return out + [wording.with_holds_since(finding, judged)]
 
 
 def chance_of(main: View, val: Optional[View], group: RunGroup, settings: Settings) -> Optional[ChanceLevel]:

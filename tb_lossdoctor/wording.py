@@ -404,6 +404,19 @@ def converged_finding(views: List[View]) -> Finding:
     )
 
 
+def with_holds_since(finding: Finding, judged: View) -> Finding:
+    """Say since when the verdict holds and over how many evaluations of the curve it was read
+    from: its key span starts there (the best validation step for overfitting)."""
+    since = finding.step_range[0] if finding.step_range else finding.step
+    if since is None:
+        return finding
+    steps = judged.curve.series.steps
+    count = int((steps >= since).sum())
+    finding.evidence["holds_since"] = {"step": int(since), "evaluations": count}
+    finding.summary += f" Holds since step {fmt_step(since)} ({count} evaluation{'s' if count != 1 else ''})."
+    return finding
+
+
 def fmt_step(step) -> str:
     return "?" if step is None else f"{int(step):,}"
 

@@ -151,6 +151,22 @@ def _points(base: str, run: str) -> int:
     return sum(series["points"] for series in report["runs"][0]["series"])
 
 
+def _append_nan(base: str, logdir: Path, group: str) -> None:
+    """The group's training loss goes NaN for five steps (a writer appends, as a live run would)."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    report = get_json(base + "/data/plugin/lossdoctor/report?run=" + urllib.parse.quote(group, safe=""))
+    train = next(s for s in report["runs"][0]["series"] if s["role"] == "train")
+    query = urllib.parse.urlencode({"run": train["run"], "tag": train["tag"]})
+    last_step = get_json(base + "/data/plugin/lossdoctor/series?" + query)["steps"][-1]
+    writer = EventFileWriter(str(logdir / train["run"]), filename_suffix=".nan")
+    for step in range(last_step + 1, last_step + 6):
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=train["tag"], simple_value=float("nan"))])
+        writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+    writer.close()
+
+
 def _append_points(base: str, logdir: Path, group: str) -> None:
     """A writer adds ten later steps to the group's training curve (a new event file, as a
     resumed writer would)."""
@@ -337,6 +353,24 @@ def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
         frame.wait_for_function("([el, t]) => el.textContent !== t", arg=[updated.element_handle(), before])
         assert healthy_head.get_attribute("aria-expanded") == "true"
         assert error_head.get_attribute("aria-expanded") == "false"
+
+        # A live run goes NaN: after a refresh its card is marked new, and the titles count the
+        # runs that newly turned error since the page was loaded.
+        assert frame.locator(".ld-new:visible").count() == 0
+        assert not re.match(r"\(\d+\) ", page.title())
+        since = _card(frame, "overfitting").locator(".ld-since").inner_text()
+        assert re.fullmatch(r"since step [\d,]+ · \d+ evaluations?", since), since
+        _append_nan(base, logdir, "healthy_torchstyle")
+        deadline = time.time() + 60
+        while get_json(base + "/data/plugin/lossdoctor/report?run=healthy_torchstyle")["runs"][0]["status"] != "error":
+            assert time.time() < deadline, "TensorBoard never picked up the NaN"
+            time.sleep(0.5)
+        frame.get_by_role("button", name="Refresh").click()
+        mark = _card(frame, "healthy_torchstyle").locator(".ld-new")
+        mark.wait_for(state="visible", timeout=20000)
+        assert "converged" in mark.inner_text() and "nan" in mark.inner_text(), mark.inner_text()
+        assert frame.locator(".ld-new:visible").count() == 1
+        assert page.title().startswith("(1) ") and frame.evaluate("document.title").startswith("(1) ")
 
         regex.fill("(unclosed")
         error = frame.locator("#ld-filter-error")

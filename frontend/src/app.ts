@@ -1,5 +1,6 @@
 // The Diagnosis tab: summary, notices, filters and the (progressively rendered) list of run cards.
 import { Card, badge } from "./card";
+import { ChangeLog, countedTitle } from "./changes";
 import { fetchReport, SeriesCache } from "./data";
 import { h, icon, plural, setAttr, setText, fmtInt } from "./dom";
 import { compileRegex, Expansion, loadFilters, saveFilters, type Filters } from "./state";
@@ -51,6 +52,8 @@ export class App {
   private inflight: Promise<void> | null = null;
   private lastFetch = 0;
   private trainOnlyEverywhere = false;
+  private changeLog = new ChangeLog();
+  private notify: HTMLInputElement;
 
   constructor(private host: HTMLElement) {
     this.refreshBtn = h("button", { type: "button", class: "ld-btn", title: "Reload the diagnosis now" }, icon("refresh"), "Refresh");
@@ -120,6 +123,8 @@ export class App {
       this.filters.minSeverity = Number(this.sevSelect.value) || 0;
       this.filtersChanged();
     });
+    this.notify = h("input", { type: "checkbox", id: "ld-notify" });
+    this.notify.addEventListener("change", () => void this.notifyChanged());
     this.hideHealthy = h("input", { type: "checkbox", id: "ld-filter-healthy" });
     this.hideHealthy.checked = this.filters.hideHealthy;
     this.hideHealthy.addEventListener("change", () => {
@@ -133,6 +138,7 @@ export class App {
       h("div", { class: "ld-field" }, h("label", { for: rid, class: "ld-sr" }, "Filter runs by regular expression"), this.regexInput),
       h("div", { class: "ld-field" }, h("label", { for: "ld-filter-sev" }, "Severity"), this.sevSelect),
       h("label", { class: "ld-check", for: "ld-filter-healthy" }, this.hideHealthy, "Hide healthy runs"),
+      h("label", { class: "ld-check", for: "ld-notify", title: "A browser notification when a run turns error while this tab is in the background" }, this.notify, "Notify me of new errors"),
       this.shownLine,
       this.regexError,
     );
@@ -222,6 +228,7 @@ export class App {
   private setReport(report: Report): void {
     this.report = report;
     const runs = Array.isArray(report.runs) ? report.runs : [];
+    this.noteChanges(runs);
     // summary
     const counts = { error: 0, warning: 0, ok: 0 };
     for (const r of runs) {
@@ -272,6 +279,34 @@ export class App {
         this.cards.delete(name);
       }
     this.renderList();
+  }
+
+  /** Marks on changed cards, the title count of newly failed runs, and the opt-in notification. */
+  private noteChanges(runs: RunGroup[]): void {
+    const turned = this.changeLog.update(runs);
+    const count = this.changeLog.newlyError.size;
+    document.title = countedTitle(document.title, count);
+    try {
+      if (window.parent && window.parent !== window) window.parent.document.title = countedTitle(window.parent.document.title, count);
+    } catch {
+      /* a cross-origin parent keeps its title */
+    }
+    if (turned.length && this.notify.checked && document.hidden && "Notification" in window && Notification.permission === "granted") {
+      const names = turned.map((r) => r.run).slice(0, 3).join(", ");
+      new Notification(`Loss Doctor: ${turned.length === 1 ? "a run" : `${turned.length} runs`} turned error`, { body: names });
+    }
+  }
+
+  private async notifyChanged(): Promise<void> {
+    if (!this.notify.checked || !("Notification" in window)) return;
+    if (Notification.permission === "default") {
+      try {
+        await Notification.requestPermission();
+      } catch {
+        /* not allowed in this frame */
+      }
+    }
+    if (Notification.permission !== "granted") this.notify.checked = false;
   }
 
   private filtersChanged(): void {
@@ -331,6 +366,7 @@ export class App {
         card = new Card(g, this.cache, this.expansion, !this.trainOnlyEverywhere);
         this.cards.set(g.run, card);
       }
+      card.markChange(this.changeLog.changes.get(g.run) ?? null);
       if (card.el === ref) ref = ref.nextSibling;
       else this.list.insertBefore(card.el, ref);
     }

@@ -3,6 +3,7 @@ import { Chart } from "./chart";
 import type { SeriesCache } from "./data";
 import { fmtInt, h, icon, plural, setAttr, setText } from "./dom";
 import type { Expansion } from "./state";
+import type { RunChange } from "./changes";
 import type { Finding, RunGroup } from "./types";
 
 let uid = 0;
@@ -149,6 +150,8 @@ export class Card {
   private statusBadge: HTMLSpanElement;
   private runName: HTMLSpanElement;
   private verdict: HTMLSpanElement;
+  private since: HTMLSpanElement;
+  private changeMark: HTMLSpanElement;
   private counts: HTMLSpanElement;
   private body: HTMLDivElement;
   private seriesLine: HTMLParagraphElement;
@@ -170,6 +173,8 @@ export class Card {
     this.statusBadge = badge("ok");
     this.runName = h("span", { class: "ld-run" });
     this.verdict = h("span", { class: "ld-verdict" });
+    this.since = h("span", { class: "ld-since" });
+    this.changeMark = h("span", { class: "ld-new", hidden: true });
     this.counts = h("span", { class: "ld-card-counts" });
     this.head = h(
       "button",
@@ -177,7 +182,9 @@ export class Card {
       icon("chevron", "icon ld-chevron"),
       this.statusBadge,
       this.runName,
+      this.changeMark,
       this.verdict,
+      this.since,
       this.counts,
     );
     this.seriesLine = h("p", { class: "ld-series-list" });
@@ -217,6 +224,7 @@ export class Card {
       updateBadge(this.statusBadge, status);
       setText(this.runName, group.run);
       setText(this.verdict, verdictLine(group));
+      setText(this.since, sinceLine(group));
       const nf = group.findings?.length ?? 0;
       const ns = group.series?.length ?? 0;
       setText(this.counts, `${plural(nf, "finding")} · ${plural(ns, "curve")}`);
@@ -279,6 +287,17 @@ export class Card {
     for (const f of this.findings.values()) f.rebuildChart();
   }
 
+  /** "New" mark: what changed since the page was loaded (null: nothing). */
+  markChange(change: RunChange | null): void {
+    this.changeMark.hidden = change === null;
+    this.el.classList.toggle("ld-card-changed", change !== null);
+    if (change) {
+      const at = change.at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+      setText(this.changeMark, `New: ${change.from} → ${change.to}`);
+      setAttr(this.changeMark, "title", `Changed at ${at}, since this page was loaded`);
+    }
+  }
+
   destroy(): void {
     for (const f of this.findings.values()) f.destroy();
     this.findings.clear();
@@ -297,4 +316,13 @@ export function verdictLine(group: RunGroup): string {
 /** The verdict first (what the reader wants), then the events in the report's order. */
 export function verdictFirst(findings: Finding[], verdict: string | null | undefined): Finding[] {
   return [...findings.filter((f) => f.code === verdict), ...findings.filter((f) => f.code !== verdict)];
+}
+
+/** "since step 2,300 · 5 evaluations", from the verdict's own evidence. */
+export function sinceLine(group: RunGroup): string {
+  const verdict = (group.findings ?? []).find((f) => f.code === group.verdict);
+  const held = verdict?.evidence?.holds_since as { step?: number; evaluations?: number } | undefined;
+  if (!held || typeof held.step !== "number") return "";
+  const n = typeof held.evaluations === "number" ? ` · ${plural(held.evaluations, "evaluation")}` : "";
+  return `since step ${fmtInt(held.step)}${n}`;
 }

@@ -149,6 +149,10 @@ body {
 .ld-chevron { transition: transform 120ms ease; color: var(--ld-muted); }
 [aria-expanded="true"] > .ld-chevron { transform: rotate(90deg); }
 .ld-run { font-weight: 500; overflow-wrap: anywhere; flex: 1 1 auto; min-width: 0; }
+.ld-since { color: var(--ld-muted); font-size: 12px; white-space: nowrap; }
+.ld-new { font-size: 12px; font-weight: 600; padding: 1px 6px; border-radius: 8px; white-space: nowrap;
+  background: var(--ld-focus); color: var(--ld-bg); } /* 4.8:1 light, 7.9:1 dark */
+.ld-new[hidden] { display: none; }
 .ld-verdict { flex: 2 1 auto; min-width: 0; font-size: 13px; overflow-wrap: anywhere; }
 .ld-card-counts { color: var(--ld-muted); font-size: 12px; white-space: nowrap; }
 .ld-card-body { padding: 0 16px 8px 40px; }

@@ -88,9 +88,12 @@ class DataServer:
     `provider` is TensorBoard's `GrpcDataProvider` for it; read with `experiment_id=""`.
     """
 
-    def __init__(self, logdir: str, *, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, logdir: str, *, timeout: float = DEFAULT_TIMEOUT, reload_seconds: Optional[float] = None):
         self.logdir = logdir
         self.timeout = timeout
+        # None: one load cycle, then frozen (a one-shot read). A number: keep reloading, with this
+        # many seconds between cycles (following a live logdir).
+        self.reload_seconds = reload_seconds
         self.provider = None
         self.load_seconds: Optional[float] = None
         self._popen: Optional[subprocess.Popen] = None
@@ -144,7 +147,8 @@ class DataServer:
         args = [
             path,
             "--logdir=%s" % os.path.expanduser(self.logdir),
-            "--reload=once",  # one load cycle, then the data is frozen
+            # One load cycle then frozen, or keep reloading for a live logdir.
+            "--reload=%s" % ("once" if self.reload_seconds is None else max(1, round(self.reload_seconds))),
             "--samples-per-plugin=scalars=all",  # keep every scalar point, no reservoir sampling
             "--port=0",
             "--port-file=%s" % port_file,
