@@ -253,24 +253,31 @@ def test_tensorboard_with_tensorflow_refuses_s3(s3, tmp_path):
     assert "Unsupported filename scheme 's3'" in log_path.read_text(errors="replace")
 
 
+def _verdicts(report):
+    return {r["run"]: (r["status"], r["verdict"], sorted(f["code"] for f in r["findings"]))
+            for r in report["runs"]}
+
+
+def _points(report):
+    return {(s["run"], s["tag"]): s["points"] for r in report["runs"] for s in r["series"]}
+
+
 def test_tab_in_tensorboard_without_tensorflow_matches_the_cli(s3_env, capsys, tmp_path):
     from tensorboard_process import REPORT, get_json
 
     url = f"s3://{BUCKET}/experiments/exp1"
     code, out, err = run_cli(capsys, url, "--format", "json")
     assert code == 0, err
-    expected = {r["run"]: (r["status"], r["verdict"], sorted(f["code"] for f in r["findings"]))
-                for r in json.loads(out)["runs"]}
+    expected = json.loads(out)
     with open(tmp_path / "tensorboard.log", "wb") as log:
         proc, base = _tensorboard(s3_env, ["-c", NO_TF_TENSORBOARD], url, log)
         try:
-            deadline, got = time.monotonic() + 120, None
+            # TensorBoard loads in the background: wait until every point the CLI read is in.
+            deadline, report = time.monotonic() + 120, None
             while time.monotonic() < deadline and proc.poll() is None:
                 try:
                     report = get_json(base + REPORT, timeout=10)
-                    got = {r["run"]: (r["status"], r["verdict"], sorted(f["code"] for f in r["findings"]))
-                           for r in report["runs"]}
-                    if len(got) >= len(expected):
+                    if _points(report) == _points(expected):
                         break
                 except (OSError, ValueError, KeyError):
                     pass
@@ -282,4 +289,6 @@ def test_tab_in_tensorboard_without_tensorflow_matches_the_cli(s3_env, capsys, t
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    assert got == expected, (tmp_path / "tensorboard.log").read_text(errors="replace")[-3000:]
+    tb_log = (tmp_path / "tensorboard.log").read_text(errors="replace")[-3000:]
+    assert report is not None and _points(report) == _points(expected), tb_log
+    assert _verdicts(report) == _verdicts(expected), tb_log
