@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Tuple
 from tb_lossdoctor.codes import EVENTS
 from tb_lossdoctor.report import SEVERITY_RANK, group_status
 
-DEFAULT_CONFIRM = 2
+DEFAULT_CONFIRM = 3
 
 
 @dataclass

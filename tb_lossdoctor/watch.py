@@ -6,7 +6,7 @@ Reading goes through TensorBoard's own machinery, kept open between polls: its d
 reload mode (it rereads new points, runs and event files by itself), or its Python
 `EventMultiplexer`, reloaded at each poll. Each poll asks for the report through the plugin's
 `ReportCache` (only run groups with new data are read and diagnosed again), and the verdicts go
-through `live.VerdictTracker` (a new verdict must hold on two updates with new data; events show
+through `live.VerdictTracker` (a new verdict must hold on three updates with new data; events show
 at once). Exit codes: 0 (Ctrl-C, with a summary), 1 (`--until` reached), 2 (usage or input error).
 """
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reader", choices=("auto", "server", "python"), default="auto",
                    help="auto: TensorBoard's data server, else its Python reader")
     p.add_argument("--confirm", type=int, default=DEFAULT_CONFIRM,
-                   help="updates with new data a new verdict must hold on before it is shown (default: 2)")
+                   help="updates with new data a new verdict must hold on before it is shown (default: 3)")
     p.add_argument("--polls", type=int, default=None, help=argparse.SUPPRESS)  # tests: stop after N polls
     return p
 
