@@ -12,6 +12,7 @@ would take TensorBoard down, so the engine (and numpy) are imported inside the h
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -147,6 +148,7 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
         self._sampling_hints = getattr(context, "sampling_hints", None)
         self._cache = None  # built on first use (imports the engine)
         self._cache_lock = threading.Lock()
+        self._etags = []  # [(body, etag)] of the last reports served, newest first
         self._static_dir = STATIC_DIR
         self._file_scan = LogdirScan(getattr(context, "logdir", None))
 
@@ -237,7 +239,22 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
         except Exception:  # a bug: the details go to the log, never into the response
             logger.error("lossdoctor: building the report failed", exc_info=True)
             return _json_error(request, "the report could not be built (TensorBoard's log has the details)", 503)
-        return http_util.Respond(request, body, "application/json")
+        # A poll that finds nothing new gets "304 Not Modified" and no body, not the whole report.
+        etag = self._etag(body)
+        if etag in request.headers.get("If-None-Match", ""):
+            return http_util.Respond(request, "", "application/json", code=304, headers=[("ETag", etag)])
+        return http_util.Respond(request, body, "application/json", headers=[("ETag", etag)])
+
+    def _etag(self, body: str) -> str:
+        """The report's entity tag (its digest), remembered for the last bodies served."""
+        with self._cache_lock:
+            for known, tag in self._etags:
+                if known is body:
+                    return tag
+        tag = '"%s"' % hashlib.sha1(body.encode("utf-8")).hexdigest()[:24]
+        with self._cache_lock:
+            self._etags = [(body, tag)] + self._etags[:7]
+        return tag
 
     # -- one curve's points, for the charts ----------------------------------------------------
 

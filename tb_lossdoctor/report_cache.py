@@ -147,7 +147,7 @@ class _Build:
 class ReportCache:
     """Per-group diagnosis cache plus assembled-report cache, both LRU-bounded and thread-safe."""
 
-    def __init__(self, settings=None, *, max_groups: int = 2048, max_reports: int = 64):
+    def __init__(self, settings=None, *, max_groups: int = 1_000_000, max_reports: int = 64):
         self.settings = settings
         self._lock = threading.Lock()
         self._groups = _LRU(max_groups)  # (eid, group) -> (data_key, _GroupResult)
@@ -259,40 +259,31 @@ class ReportCache:
 
         extra_problems: List[dict] = []
         cacheable = True
-        if stale:
+        # Read and diagnose the stale groups a batch at a time: memory holds one batch's points,
+        # never the whole logdir's, and every result is kept (the cache is sized to the logdir).
+        for batch in _batches(sorted(stale), stale, provider_reader.READ_BATCH_RUNS):
+            members = {name: stale[name] for name in batch}
             try:
-                series, problems = self._read(provider, ctx, eid, stale, sample_limit)
+                series, problems = self._read(provider, ctx, eid, members, sample_limit)
             except Exception as exc:
                 logger.warning("lossdoctor: read_scalars failed: %s", exc, exc_info=True)
-                if not results and not previous:
-                    raise ReportUnavailable(
-                        "could not read the experiment's scalars (TensorBoard's log says why)"
-                    ) from exc
                 cacheable = False
-                for name in sorted(stale):
+                for name in batch:
                     if name in previous:
                         results[name] = previous[name]
                         reason = "could not re-read new data; showing the previous diagnosis"
                     else:
                         reason = "could not read this run group (TensorBoard's log says why)"
                     extra_problems.append({"run": name, "tag": None, "reason": reason})
-            else:
-                by_group: Dict[str, list] = {name: [] for name in stale}
-                problems_by_group: Dict[str, list] = {name: [] for name in stale}
-                run_to_group = {r: name for name, members in stale.items() for r in members}
-                for s in series:
-                    name = run_to_group.get(s.run)
-                    if name is not None and s.tag in stale[name].get(s.run, ()):
-                        by_group[name].append(s)
-                for p in problems:
-                    name = run_to_group.get(p.get("run"))
-                    if name is not None:
-                        problems_by_group[name].append(p)
-                for name in sorted(stale):
-                    result = self._diagnose_group(name, by_group[name], problems_by_group[name])
-                    results[name] = result
-                    with self._lock:
-                        self._groups.put((eid, name), (groups[name][0], result))
+                continue
+            for name, (group_series, group_problems) in _split_by_group(members, series, problems).items():
+                result = self._diagnose_group(name, group_series, group_problems)
+                results[name] = result
+                with self._lock:
+                    self._groups.put((eid, name), (groups[name][0], result))
+            del series
+        if stale and not results:
+            raise ReportUnavailable("could not read the experiment's scalars (TensorBoard's log says why)")
 
         names = [r["run"] for name in sorted(results) for r in results[name].parts.get("runs", [])]
         if len(names) != len(set(names)):
@@ -366,6 +357,35 @@ class ReportCache:
         if out["sampled"] and sample_limit:
             out["sampling"] = {"limit": int(sample_limit), "hint": SAMPLING_HINT}
         return report_mod.dumps(out)
+
+
+def _batches(names: List[str], members: Dict[str, dict], max_runs: int):
+    """Consecutive groups of run groups holding at most `max_runs` runs (at least one group)."""
+    batch, runs = [], 0
+    for name in names:
+        size = len(members[name])
+        if batch and runs + size > max_runs:
+            yield batch
+            batch, runs = [], 0
+        batch.append(name)
+        runs += size
+    if batch:
+        yield batch
+
+
+def _split_by_group(members: Dict[str, dict], series, problems) -> Dict[str, Tuple[list, list]]:
+    """{group: (its series, its problems)} for the groups of one read."""
+    out: Dict[str, Tuple[list, list]] = {name: ([], []) for name in members}
+    run_to_group = {r: name for name, runs in members.items() for r in runs}
+    for s in series:
+        name = run_to_group.get(s.run)
+        if name is not None and s.tag in members[name].get(s.run, ()):
+            out[name][0].append(s)
+    for p in problems:
+        name = run_to_group.get(p.get("run"))
+        if name is not None:
+            out[name][1].append(p)
+    return out
 
 
 def _group_listing(listing) -> Dict[str, Tuple[tuple, Dict[str, set]]]:

@@ -762,3 +762,17 @@ def test_report_never_waits_for_the_logdir_listing(tmp_path, monkeypatch):
         release.set()
     remote = plugin_mod.LogdirScan("gs://some-bucket/logs")
     assert remote.problems() == [] and not remote._started
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_a_poll_with_nothing_new_ships_no_report(apps, kind):
+    """The report carries an ETag; a poll that sends it back gets 304 and an empty body until the
+    data changes (the tab polls every 30 s: a 10 MB report is not shipped again for nothing)."""
+    tb = apps[kind]
+    first = tb.report()
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag
+    again = tb.client.get(tb.prefix + BASE + "/report", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.get_data() == b""
+    other = tb.client.get(tb.prefix + BASE + "/report", headers={"If-None-Match": '"stale"'})
+    assert other.status_code == 200 and json.loads(other.get_data(as_text=True))["runs"]

@@ -9,6 +9,10 @@ export class HttpError extends Error {
 
 async function getJson<T>(url: string, signal?: AbortSignal): Promise<{ text: string; value: T }> {
   const res = await fetch(url, { signal, headers: { Accept: "application/json" }, credentials: "same-origin" });
+  return readJson<T>(res);
+}
+
+async function readJson<T>(res: Response): Promise<{ text: string; value: T }> {
   const text = await res.text();
   if (!res.ok) {
     let msg = `HTTP ${res.status}`;
@@ -26,8 +30,18 @@ async function getJson<T>(url: string, signal?: AbortSignal): Promise<{ text: st
   return { text, value: JSON.parse(text) as T };
 }
 
-export function fetchReport(signal?: AbortSignal): Promise<{ text: string; value: Report }> {
-  return getJson<Report>("./report", signal);
+let lastReport: { etag: string; text: string; value: Report } | null = null;
+
+/** The report; a poll that finds nothing new gets 304 (no body) and reuses the last one. */
+export async function fetchReport(signal?: AbortSignal): Promise<{ text: string; value: Report }> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (lastReport) headers["If-None-Match"] = lastReport.etag;
+  const res = await fetch("./report", { signal, headers, credentials: "same-origin", cache: "no-store" });
+  if (res.status === 304 && lastReport) return lastReport;
+  const { text, value } = await readJson<Report>(res); // throws HttpError with the server's message
+  const etag = res.headers.get("ETag");
+  lastReport = etag ? { etag, text, value } : null;
+  return { text, value };
 }
 
 /** Curve points with the non-finite markers decoded; null when absent. */
