@@ -1,0 +1,200 @@
+"""The Keras callback in real `model.fit` runs (TensorFlow on the CPU, small and seeded): it stops
+on the demo's overflowing softmax and on overfitting, naming the best epoch, leaves a healthy run
+alone, and writes its verdict as a TensorBoard text summary."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from tensorboard.util import tensor_util  # noqa: E402
+
+from tb_lossdoctor import diagnose_history  # noqa: E402
+from tb_lossdoctor.callbacks.keras import TEXT_TAG, LossDoctorCallback  # noqa: E402
+from tb_lossdoctor.history import verdict  # noqa: E402
+
+ALL_STOPS = ("nan", "blowup", "diverging", "overfitting")
+
+
+# --- data, as demo/generate.py makes it ------------------------------------------------------
+
+
+def teacher_task(n_train, n_val, heavy_sigma=1.5):
+    """demo/generate.py's 10-class teacher task with one raw, heavy-tailed (log-normal) feature."""
+    teacher = np.random.RandomState(1234)
+    w1 = teacher.normal(0, 1.0, (20, 64)) / np.sqrt(20) * 2.5
+    b1 = teacher.normal(0, 0.5, 64)
+    w2 = teacher.normal(0, 1.0, (64, 10))
+    rng = np.random.RandomState(1)
+
+    def make(n):
+        x = rng.normal(0, 1, (n, 20)).astype("float32")
+        return x, np.argmax(np.tanh(x @ w1 + b1) @ w2, axis=1).astype("int64")
+
+    (x, y), (xv, yv) = make(n_train), make(n_val)
+    heavy = np.random.RandomState(7)
+    x[:, 0] = np.exp(heavy_sigma * heavy.normal(0, 1, n_train))
+    xv[:, 0] = np.exp(heavy_sigma * heavy.normal(0, 1, n_val))
+    return (x, y), (xv, yv)
+
+
+def spirals_task(n_train, n_val, seed, label_noise=0.0, arms=5):
+    """demo/generate.py's interleaved spirals (the class is the arm); noisy training labels."""
+    rng = np.random.RandomState(seed)
+
+    def make(n, noise):
+        y = rng.randint(0, arms, n)
+        r = np.sqrt(rng.rand(n))
+        theta = y * 2 * np.pi / arms + r * 2 * np.pi
+        x = np.stack([r * np.cos(theta), r * np.sin(theta)], 1) + rng.normal(0, 0.04, (n, 2))
+        if noise:
+            flip = rng.rand(n) < noise
+            y = y.copy()
+            y[flip] = rng.randint(0, arms, flip.sum())
+        return (x / 0.58).astype("float32"), y.astype("int64")
+
+    return make(n_train, label_noise), make(n_val, 0.0)
+
+
+def naive_softmax_ce(y, z):
+    """The demo's bug: softmax as exp / sum(exp) with no max-subtraction, then log."""
+    y = tf.cast(tf.reshape(y, [-1]), tf.int32)
+    p = tf.exp(z) / tf.reduce_sum(tf.exp(z), axis=1, keepdims=True)
+    return -tf.reduce_mean(tf.math.log(tf.gather(p, y, batch_dims=1)))
+
+
+def mlp(n_in, widths, n_out):
+    layers = [keras.Input((n_in,))] + [keras.layers.Dense(w, activation="relu") for w in widths]
+    return keras.Sequential(layers + [keras.layers.Dense(n_out)])
+
+
+def stable_ce():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+# --- reading results back --------------------------------------------------------------------
+
+
+def first_nonfinite_epoch(history):
+    bad = [i for values in history.values() for i, v in enumerate(values) if not math.isfinite(v)]
+    return min(bad) if bad else None
+
+
+def verdict_texts(log_dir):
+    """{step: text} of the callback's text summaries, read back with TensorBoard's reader."""
+    acc = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
+    acc.Reload()
+    assert acc.SummaryMetadata(TEXT_TAG).plugin_data.plugin_name == "text"
+    return {e.step: tensor_util.make_ndarray(e.tensor_proto).item().decode() for e in acc.Tensors(TEXT_TAG)}
+
+
+def stop_lines(capsys):
+    return [line for line in capsys.readouterr().out.splitlines() if line.startswith("lossdoctor:")]
+
+
+# --- the runs --------------------------------------------------------------------------------
+
+
+def test_stops_on_the_overflowing_softmax_and_restores_finite_weights(tmp_path, capsys):
+    """The demo's nan_softmax_high_lr recipe in model.fit: SGD lr 0.09 + momentum 0.9 on a ReLU
+    net whose hand-written softmax overflows on the heavy-tailed feature."""
+    (x, y), (xv, yv) = teacher_task(6400, 1500)
+    keras.utils.set_random_seed(1)
+    model = mlp(20, (256, 256), 10)
+    model.compile(optimizer=keras.optimizers.SGD(0.09, momentum=0.9), loss=naive_softmax_ce)
+    doctor = LossDoctorCallback(str(tmp_path), restore_best_weights=True)
+    history = model.fit(x, y, validation_data=(xv, yv), epochs=12, batch_size=64,
+                        callbacks=[doctor], verbose=0).history
+
+    bad = first_nonfinite_epoch(history)
+    assert bad is not None, f"the recipe overflowed in no epoch: {history}"
+    assert doctor.stopped_reason["code"] == "nan"
+    assert doctor.stopped_epoch == bad == doctor.stopped_reason["step"]
+    assert len(history["loss"]) == bad + 1, "training stopped at the first non-finite epoch"
+    # Restored: the weights of the best validation epoch, finite, giving that epoch's loss again.
+    assert doctor.restored and all(np.isfinite(w).all() for w in model.get_weights())
+    best = doctor.best_epoch
+    assert best == int(np.nanargmin(np.where(np.isfinite(history["val_loss"]), history["val_loss"], np.nan)))
+    assert model.evaluate(xv, yv, verbose=0) == pytest.approx(history["val_loss"][best], rel=1e-4)
+
+    [line] = stop_lines(capsys)
+    assert line.startswith(f"lossdoctor: stopped training at epoch {bad}: nan: ")
+    assert f"restored the weights of epoch {best}" in line
+    texts = verdict_texts(tmp_path)
+    assert sorted(texts) == list(range(bad + 1))
+    assert "nan" in texts[bad] and "too_early" in texts[0]
+
+
+def test_stops_when_the_training_loss_turns_nan(tmp_path, capsys):
+    """Same recipe, no validation set, lr 0.12: a few finite epochs, then the training loss is
+    NaN (every weight is): the run died, with no trend verdict."""
+    (x, y), _ = teacher_task(6400, 10)
+    keras.utils.set_random_seed(1)
+    model = mlp(20, (256, 256), 10)
+    model.compile(optimizer=keras.optimizers.SGD(0.12, momentum=0.9), loss=naive_softmax_ce)
+    doctor = LossDoctorCallback(stop_on=("nan",))
+    history = model.fit(x, y, epochs=12, batch_size=64, callbacks=[doctor], verbose=0).history
+
+    bad = first_nonfinite_epoch(history)
+    assert bad is not None and bad >= 2, f"expected a few finite epochs, then NaN: {history}"
+    assert math.isnan(history["loss"][bad])
+    assert (doctor.stopped_epoch, doctor.stopped_reason["code"]) == (bad, "nan")
+    assert verdict(doctor.report) is None  # died: no trend verdict
+    assert len(history["loss"]) == bad + 1 and not doctor.restored
+    assert len(stop_lines(capsys)) == 1
+
+
+def test_a_healthy_run_is_not_stopped(tmp_path, capsys):
+    """demo/generate.py's healthy spirals MLP (Adam 1e-3), 15 epochs: nothing to stop on."""
+    keras.utils.set_random_seed(11)
+    (x, y), (xv, yv) = spirals_task(6400, 1500, seed=1)
+    model = mlp(2, (128, 128), 5)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=stable_ce(), metrics=["accuracy"])
+    doctor = LossDoctorCallback(str(tmp_path), stop_on=ALL_STOPS)
+    fit = model.fit(x, y, validation_data=(xv, yv), epochs=15, batch_size=64,
+                    callbacks=[doctor], verbose=0)
+
+    assert doctor.stopped_reason is None and doctor.stopped_epoch is None
+    assert len(fit.history["loss"]) == 15 and stop_lines(capsys) == []
+    assert verdict(doctor.report) in ("converged", "still_learning")
+    assert doctor.report["runs"][0]["status"] == "ok"
+    # The API on fit's own History object agrees with the callback.
+    assert verdict(diagnose_history(fit)) == verdict(doctor.report)
+    texts = verdict_texts(tmp_path)
+    assert sorted(texts) == list(range(15))
+    assert verdict(doctor.report) in texts[14]
+
+
+def test_overfitting_stops_at_the_best_epoch(tmp_path, capsys):
+    """demo/generate.py's overfitting recipe: a 2x512 MLP on 64 spiral points, 25% wrong labels."""
+    keras.utils.set_random_seed(14)
+    (x, y), (xv, yv) = spirals_task(64, 1500, seed=2, label_noise=0.25)
+    model = mlp(2, (512, 512), 5)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=stable_ce(), metrics=["accuracy"])
+    doctor = LossDoctorCallback(str(tmp_path), stop_on=("overfitting",), restore_best_weights=True)
+    history = model.fit(x, y, validation_data=(xv, yv), epochs=100, batch_size=64,
+                        callbacks=[doctor], verbose=0).history
+
+    epochs_run = len(history["val_loss"])
+    assert epochs_run < 100, "stopped before the end"
+    reason = doctor.stopped_reason
+    best = int(np.argmin(history["val_loss"]))
+    assert reason["code"] == "overfitting" and doctor.stopped_epoch == epochs_run - 1
+    assert reason["step"] == reason["evidence"]["best_val_step"] == best == doctor.best_epoch
+    assert model.evaluate(xv, yv, verbose=0)[0] == pytest.approx(history["val_loss"][best], rel=1e-4)
+    [line] = stop_lines(capsys)
+    assert ": overfitting: " in line and f"best checkpoint at step {best}" in line
+    assert "overfitting" in verdict_texts(tmp_path)[epochs_run - 1]
+
+
+def test_unknown_stop_codes_are_refused():
+    with pytest.raises(ValueError, match="overfit"):
+        LossDoctorCallback(stop_on=("overfit",))
