@@ -239,7 +239,7 @@ def _read(path: str) -> str:
 
 
 def read_logdir(
-    logdir: str, *, timeout: float = DEFAULT_TIMEOUT
+    logdir: str, *, timeout: float = DEFAULT_TIMEOUT, hparams_out: Optional[dict] = None
 ) -> Tuple[List[Series], List[dict], List[Tuple[str, str]]]:
     """All scalar series of `logdir` via the data server.
 
@@ -247,6 +247,7 @@ def read_logdir(
     but returned no points for: data server 0.7 drops scalar tensors whose dtype is not float32
     (float64 scalars, for one); the caller re-reads those runs with the Python reader.
     Raises `DataServerError` when the server cannot be used (the caller falls back).
+    `hparams_out`, when given, is filled with the HParams records ({run: {name: value}}).
     """
     import grpc
     from tensorboard import context as tb_context
@@ -259,6 +260,10 @@ def read_logdir(
         except grpc.RpcError as exc:
             raise DataServerError(f"reading from the data server failed: {exc}") from exc
         problems = list(problems) + _log_problems(server.log_text())
+        if hparams_out is not None:
+            from tb_lossdoctor.readers.hparams_records import read_hparams
+
+            hparams_out.update(read_hparams(server.provider, tb_context.RequestContext(), ""))
     dropped = [(s.run, s.tag) for s in series if len(s) == 0]
     return [s for s in series if len(s)], problems, dropped
 

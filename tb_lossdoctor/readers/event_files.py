@@ -44,13 +44,15 @@ class _Collect(logging.Handler):
 
 
 def read_logdir(
-    logdir: str, runs: Optional[List[str]] = None, *, avoid_tensorflow: bool = False
+    logdir: str, runs: Optional[List[str]] = None, *, avoid_tensorflow: bool = False,
+    hparams_out: Optional[dict] = None,
 ) -> Tuple[List[Series], List[dict]]:
     """All scalar series under `logdir` and the problems met ({run, tag, reason}).
 
     `runs` (names as TensorBoard forms them: relative paths, "." for the logdir itself) limits
     reading to those run folders. `avoid_tensorflow` (for command-line processes only: it
     changes process-wide TensorBoard state) reads local logdirs with TensorBoard's TF stub.
+    `hparams_out`, when given, is filled with the HParams records ({run: {name: value}}).
     """
     from tensorboard import context as tb_context
     from tensorboard.backend.event_processing import data_provider as tb_data_provider
@@ -88,6 +90,10 @@ def read_logdir(
         multiplexer.Reload()
         provider = tb_data_provider.MultiplexerDataProvider(multiplexer, logdir)
         series, problems = read_series(provider, tb_context.RequestContext(), "")
+        if hparams_out is not None:
+            from tb_lossdoctor.readers.hparams_records import read_hparams
+
+            hparams_out.update(read_hparams(provider, tb_context.RequestContext(), ""))
     finally:
         tb_logger.removeHandler(handler)
         tb_logger.propagate = old_propagate

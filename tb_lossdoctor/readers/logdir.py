@@ -51,7 +51,7 @@ def read_logdir(
     reader="server" (which rejects it). Returns (series, problems, info) where info =
     {"reader": used, "seconds": ..., "fallback_reason": why the server was not used, if it was
     not, "python_runs": runs the Python reader re-read because the server returned no points
-    for some of their tags}.
+    for some of their tags, "hparams": the HParams records found, {run: {name: value}}}.
     `avoid_tensorflow`: see `event_files.read_logdir` (the CLI sets it when run as a program).
     Raises `LogdirError` for an unusable logdir, and `DataServerError` when reader="server" fails
     or when the server ran and failed on a remote logdir (gs://...) in "auto" mode.
@@ -60,20 +60,21 @@ def read_logdir(
         raise ValueError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
     check_logdir(logdir)
     logdir = os.path.expanduser(logdir)
-    info: dict = {"reader": None, "seconds": None}
+    hparams: dict = {}
+    info: dict = {"reader": None, "seconds": None, "hparams": hparams}
     start = time.monotonic()
     from tb_lossdoctor.readers import s3
 
     if s3.is_s3(logdir) and reader != "server":
         # The data server rejects s3://: TensorBoard reads it only through its TF stub's S3.
-        series, problems = s3.read_logdir(logdir, avoid_tensorflow=avoid_tensorflow)
+        series, problems = s3.read_logdir(logdir, avoid_tensorflow=avoid_tensorflow, hparams_out=hparams)
         info.update(reader="python", seconds=round(time.monotonic() - start, 3))
         return series, problems, info
     if reader in ("auto", "server"):
         from tb_lossdoctor.readers import data_server
 
         try:
-            series, problems, dropped = data_server.read_logdir(logdir)
+            series, problems, dropped = data_server.read_logdir(logdir, hparams_out=hparams)
         except data_server.DataServerError as exc:
             if reader == "server" or (is_url(logdir) and not exc.unavailable):
                 # A remote logdir the server tried and failed on (gs:// offline, no
@@ -92,7 +93,7 @@ def read_logdir(
     from tb_lossdoctor.readers import event_files
 
     start = time.monotonic()
-    series, problems = event_files.read_logdir(logdir, avoid_tensorflow=avoid_tensorflow)
+    series, problems = event_files.read_logdir(logdir, avoid_tensorflow=avoid_tensorflow, hparams_out=hparams)
     info.update(reader="python", seconds=round(time.monotonic() - start, 3))
     return series, problems + scan_problems(logdir, series, problems), info
 

@@ -185,7 +185,9 @@ def _is_object(client, bucket: str, key: str) -> bool:
     return bool(found) and found[0]["Key"] == key
 
 
-def read_logdir(url: str, *, avoid_tensorflow: bool = False) -> Tuple[List[Series], List[dict]]:
+def read_logdir(
+    url: str, *, avoid_tensorflow: bool = False, hparams_out: Optional[dict] = None
+) -> Tuple[List[Series], List[dict]]:
     """All scalar series of an s3:// logdir, read by TensorBoard's EventMultiplexer on the
     stub's S3 filesystem. Raises `LogdirError` for the failures `check` recognises.
     `avoid_tensorflow`: see `event_files.read_logdir` (spares a program importing TensorFlow)."""
@@ -195,4 +197,4 @@ def read_logdir(url: str, *, avoid_tensorflow: bool = False) -> Tuple[List[Serie
     url = f"{SCHEME}{bucket}/{path}" if path else f"{SCHEME}{bucket}"
     with stub_io():
         check(url)
-        return event_files.read_logdir(url, avoid_tensorflow=avoid_tensorflow)
+        return event_files.read_logdir(url, avoid_tensorflow=avoid_tensorflow, hparams_out=hparams_out)
