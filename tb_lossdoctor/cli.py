@@ -130,7 +130,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     if not p.get("run") or run_re.search(group_key(p["run"], tags.get(p["run"], ())))]
         if not series:
             return _fail(f"no run group matches --run {args.run!r}")
-    report = diagnose(series, problems=problems)
+    report = diagnose(series, problems=problems, hparams=info.get("hparams"))
     if not any(run.get("series") for run in report.get("runs", [])):
         if run_re is not None:
             return _fail(f"no run group matching --run {args.run!r} has a recognised training metric")

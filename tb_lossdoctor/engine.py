@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterable, List, Optional
+
+import numpy as np
+from typing import Iterable, List, Mapping, Optional
 
 from tb_lossdoctor.grouping import RunGroup, group_series
 from tb_lossdoctor.report import REPORT_VERSION, group_status, order_runs, utc_now
@@ -22,8 +24,12 @@ def diagnose(
     settings: Optional[Settings] = None,
     *,
     problems: Optional[List[dict]] = None,
+    hparams: Optional[Mapping[str, Mapping]] = None,
 ) -> dict:
     """Diagnose every run group found in `series` and return the JSON-ready report.
+
+    `hparams` are the HParams records a reader found, {TensorBoard run: {name: value}}; with the
+    run names and learning-rate curves they feed the cross-run `sweep` (see `add_sweep`).
 
     `problems` lists what a reader could not use ({run, tag, reason}); they are carried into the
     report so nothing is dropped silently. Groups with no recognised metric are left out of
@@ -38,7 +44,7 @@ def diagnose(
             ignored.extend({"run": s.run, "tag": s.tag} for s in group.ignored)
             continue
         runs.append(diagnose_run_group(group, settings, problems))
-    return {
+    return add_sweep({
         "version": REPORT_VERSION,
         "generated_at": utc_now(),
         "runs": order_runs(runs),
@@ -46,7 +52,31 @@ def diagnose(
         "ignored": ignored[:MAX_IGNORED_LISTED],
         "ignored_count": len(ignored),
         "sampled": any(s.sampled for s in series),
-    }
+    }, hparams)
+
+
+def add_sweep(report: dict, hparams: Optional[Mapping[str, Mapping]] = None) -> dict:
+    """The report with each run's `hparams` (HParams records, then its name, then its learning-rate
+    curve) and the top-level `sweep` (None when there is nothing to compare). Pure: run entries
+    are copied, never changed in place, and a second call gives the same result."""
+    from tb_lossdoctor import hparams as hp
+    from tb_lossdoctor.sweep import analyse
+
+    names = [run["run"] for run in report.get("runs", [])]
+    records = hp.assign_records(hparams or {}, names)
+    runs = []
+    for run in report.get("runs", []):
+        run = {k: v for k, v in run.items() if k not in ("hparams", "hparam_sources")}
+        values, sources = hp.merge((hp.SOURCE_RECORD, records.get(run["run"], {})),
+                                   (hp.SOURCE_NAME, hp.parse_name(run["run"]).values),
+                                   (hp.SOURCE_CURVE, run.get("lr_curve") or {}))
+        if values and not hp.is_record_child(run["run"], names):
+            run["hparams"], run["hparam_sources"] = values, sources
+        runs.append(run)
+    # Words of the names that become settings only across the set (a `variant`, a flag): part of
+    # the sweep, not of each run's own entry, which must not depend on the other runs.
+    words = hp.free_word_hparams([n for n in names if not hp.is_record_child(n, names)])
+    return dict(report, runs=runs, sweep=analyse(runs, words))
 
 
 def diagnose_run_group(group: RunGroup, settings: Settings, problems: List[dict]) -> dict:
@@ -63,7 +93,31 @@ def diagnose_run_group(group: RunGroup, settings: Settings, problems: List[dict]
         "verdict": verdict_of(findings),
         "series": series_entries(group),
         "findings": findings,
+        **sweep_facts(group),
     }
+
+
+def sweep_facts(group: RunGroup) -> dict:
+    """What the cross-run sweep compares beyond the verdict: the learning-rate curve's peak,
+    final value and warm-up (`lr_curve`), and where the primary metric's validation curve is
+    best (`validation_best`: step, value, metric, direction). Absent when not logged."""
+    from tb_lossdoctor.hparams import lr_curve_hparams
+
+    out: dict = {}
+    if group.learning_rate is not None and len(group.learning_rate):
+        lr = lr_curve_hparams(group.learning_rate.steps, group.learning_rate.values)
+        if lr:
+            out["lr_curve"] = lr
+    val = next((p for p in group.pairs if p.val is not None), None)
+    if val is not None:
+        s = val.val.series
+        finite = np.isfinite(s.values)
+        if finite.any():
+            v = np.where(finite, s.values, np.inf if val.direction == "min" else -np.inf)
+            i = int(np.argmin(v) if val.direction == "min" else np.argmax(v))
+            out["validation_best"] = {"metric": val.metric, "direction": val.direction,
+                                      "step": int(s.steps[i]), "value": float(f"{s.values[i]:.6g}")}
+    return out
 
 
 def series_entries(group: RunGroup) -> List[dict]:

@@ -24,6 +24,7 @@ from tensorboard import errors as tb_errors
 
 from tb_lossdoctor import report as report_mod
 from tb_lossdoctor.grouping import group_key
+from tb_lossdoctor.readers import hparams_records
 from tb_lossdoctor.readers import provider as provider_reader
 
 logger = logging.getLogger(__name__)
@@ -198,7 +199,8 @@ class ReportCache:
             groups = {run: groups[run]}
             file_problems = [p for p in file_problems if p.get("run") == run]
         file_key = tuple((p.get("run"), p.get("reason")) for p in file_problems)
-        full_key = (experiment_id, run, sample_limit, file_key,
+        hparams = hparams_records.read_hparams(provider, ctx, experiment_id)  # for the sweep
+        full_key = (experiment_id, run, sample_limit, file_key, hparams_records.freeze(hparams),
                     tuple(sorted((g, k) for g, (k, _) in groups.items())))
 
         while True:
@@ -212,22 +214,25 @@ class ReportCache:
                     build = self._building[full_key] = _Build()
             if mine:
                 return self._build_report(build, full_key, provider, ctx, experiment_id, groups,
-                                          sample_limit, file_problems)
+                                          sample_limit, file_problems, hparams)
             build.done.wait()
             if build.error is not None:
                 raise build.error
             if build.body is not None:
                 return build.body
 
-    def _build_report(self, build, full_key, provider, ctx, eid, groups, sample_limit, file_problems) -> str:
+    def _build_report(self, build, full_key, provider, ctx, eid, groups, sample_limit, file_problems,
+                      hparams=None) -> str:
         """Build one report outside the lock; publish it to the waiters and the cache."""
         cacheable = False
         try:
             body, cacheable = self._build(provider, ctx, eid, groups, sample_limit)
+            from tb_lossdoctor.engine import add_sweep
+
+            report = add_sweep(json.loads(body), hparams)  # across the groups diagnosed one by one
             if file_problems:
-                report = json.loads(body)
                 report["problems"] = list(report.get("problems", [])) + list(file_problems)
-                body = report_mod.dumps(report)
+            body = report_mod.dumps(report)
             build.body = body
             return body
         except BaseException as exc:
