@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, List, Optional
 
+from tb_lossdoctor import sweep_view
 from tb_lossdoctor.codes import EVENTS, FATAL_EVENTS
 from tb_lossdoctor.report import SEVERITY_RANK
 
@@ -143,6 +144,7 @@ def render_text(report: dict, *, color: bool = False, info: Optional[dict] = Non
                 out.append(f"      - {clean(tip)}")
     if not report.get("runs"):
         out.append("no run groups to diagnose")
+    out.extend(sweep_view.text_lines(report, paint))
     notes = []
     if report.get("sampled"):
         notes.append(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+from tb_lossdoctor import sweep_view
 from tb_lossdoctor.formatting import (
     _events,
     _problem_text,
@@ -126,7 +127,7 @@ def render_markdown(report: dict, *, info: Optional[dict] = None, limit: int = D
     runs = report.get("runs", [])
     attention = [r for r in runs if r.get("status", "ok") != "ok"]
     fine = [r for r in runs if r.get("status", "ok") == "ok"]
-    head = [f"## Loss Doctor: {summary_line(report)}", ""]
+    head = [f"## Loss Doctor: {summary_line(report)}", ""] + sweep_view.markdown_lines(report)
     notes = _notes(report)
     ok_open = [f"<details><summary>{len(fine)} {plural(len(fine), 'run')} with no problem found"
                "</summary>", ""] + _TABLE_HEAD
