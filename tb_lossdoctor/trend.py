@@ -74,7 +74,17 @@ class CurveStats:
     recent: Optional[Trend] = None
     # (bin steps, smoothed values, settings, scale) for the trends computed on demand below.
     trend_inputs: Optional[tuple] = field(default=None, repr=False)
-    spikes: List[Tuple[int, float]] = field(default_factory=list)  # (step, height above base)
+    # (steps, scaled values, settings, scale) for the spikes, found on first use: only the main
+    # curve of a run is searched for spikes, and most series are not main curves.
+    spike_inputs: Optional[tuple] = field(default=None, repr=False)
+
+    @cached_property
+    def spikes(self) -> List[Tuple[int, float]]:
+        """Transient spikes: (step, height above the local baseline, value units)."""
+        if self.spike_inputs is None:
+            return []
+        steps, scaled, settings, scale = self.spike_inputs
+        return find_spikes(steps, scaled, settings, scale, self.bin_steps, self.bin_values / scale)
 
     @property
     def improvement(self) -> float:
@@ -178,7 +188,7 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
     smoothed = stats.bin_values  # in value units; window_trend rescales by `scale` itself
     stats.recent = window_trend(bin_steps, smoothed, stats, settings, scale)
     stats.trend_inputs = (bin_steps, smoothed, settings, scale)
-    stats.spikes = find_spikes(steps, scaled, settings, scale, bin_steps, bin_values)
+    stats.spike_inputs = (steps, scaled, settings, scale)
     return stats
 
 
