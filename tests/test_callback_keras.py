@@ -174,11 +174,12 @@ def test_a_healthy_run_is_not_stopped(tmp_path, capsys):
 
 
 def test_overfitting_stops_at_the_best_epoch(tmp_path, capsys):
-    """demo/generate.py's overfitting recipe: a 2x512 MLP on 64 spiral points, 25% wrong labels."""
+    """demo/generate.py's overfitting recipe (a 2x512 MLP on 64 spiral points, 25% wrong labels)
+    with Adam at 3e-3 instead of 1e-3, so validation has turned before the engine can judge."""
     keras.utils.set_random_seed(14)
     (x, y), (xv, yv) = spirals_task(64, 1500, seed=2, label_noise=0.25)
     model = mlp(2, (512, 512), 5)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=stable_ce(), metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=stable_ce(), metrics=["accuracy"])
     doctor = LossDoctorCallback(str(tmp_path), stop_on=("overfitting",), restore_best_weights=True)
     history = model.fit(x, y, validation_data=(xv, yv), epochs=100, batch_size=64,
                         callbacks=[doctor], verbose=0).history
@@ -189,6 +190,7 @@ def test_overfitting_stops_at_the_best_epoch(tmp_path, capsys):
     best = int(np.argmin(history["val_loss"]))
     assert reason["code"] == "overfitting" and doctor.stopped_epoch == epochs_run - 1
     assert reason["step"] == reason["evidence"]["best_val_step"] == best == doctor.best_epoch
+    assert best < doctor.stopped_epoch, "validation had turned: the best epoch is behind"
     assert model.evaluate(xv, yv, verbose=0)[0] == pytest.approx(history["val_loss"][best], rel=1e-4)
     [line] = stop_lines(capsys)
     assert ": overfitting: " in line and f"best checkpoint at step {best}" in line

@@ -15,7 +15,7 @@ TensorFlow is imported only to write the text summary.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import keras
 
@@ -38,7 +38,7 @@ class LossDoctorCallback(keras.callbacks.Callback):
       (default `val_loss`, else `loss`) was best, as `EarlyStopping(restore_best_weights=True)`.
     - `verbose`: print one line when training is stopped.
 
-    After training: `report` (the engine's latest report), `stopped_reason` (the finding that
+    After training: `report` (the engine's latest report on `history`), `stopped_reason` (the finding that
     stopped training, or None), `stopped_epoch`, `best_epoch` (0-based, where `monitor` was
     best) and `restored` (whether weights were put back).
     """
@@ -72,10 +72,13 @@ class LossDoctorCallback(keras.callbacks.Callback):
         """The engine's report on the history so far (None before the first epoch ends)."""
         return self._monitor.report
 
+    @property
+    def history(self) -> Dict[str, List[float]]:
+        """The metrics seen so far, one value per epoch: {name: values} (the steps are 0, 1, ...)."""
+        return self._monitor.values
+
     def _reset(self) -> None:
-        self._monitor.steps.clear()
-        self._monitor.values.clear()
-        self._monitor.report = None
+        self._monitor.reset()
         self.stopped_reason: Optional[dict] = None
         self.stopped_epoch: Optional[int] = None
         self.best_epoch: Optional[int] = None

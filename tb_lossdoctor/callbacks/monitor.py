@@ -36,6 +36,10 @@ class HistoryMonitor:
         self.values: Dict[str, List[float]] = {}
         self.report: Optional[dict] = None
 
+    def reset(self) -> None:
+        """Forget the history (a new training run)."""
+        self.steps, self.values, self.report = {}, {}, None
+
     def record(self, step: int, metrics: Mapping[str, Any]) -> None:
         """Add the numeric entries of `metrics` at `step` (other entries are ignored)."""
         for key, value in metrics.items():
