@@ -4,8 +4,11 @@ alone, and writes its verdict as a TensorBoard text summary."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -96,6 +99,14 @@ def verdict_texts(log_dir):
     return {e.step: tensor_util.make_ndarray(e.tensor_proto).item().decode() for e in acc.Tensors(TEXT_TAG)}
 
 
+def cli_report(log_dir):
+    """`lossdoctor LOG_DIR --format json`, run as a user would, after training."""
+    out = subprocess.run([sys.executable, "-m", "tb_lossdoctor", str(log_dir), "--format", "json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode in (0, 1), out.stderr
+    return json.loads(out.stdout)
+
+
 def stop_lines(capsys):
     return [line for line in capsys.readouterr().out.splitlines() if line.startswith("lossdoctor:")]
 
@@ -159,8 +170,9 @@ def test_a_healthy_run_is_not_stopped(tmp_path, capsys):
     model = mlp(2, (128, 128), 5)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=stable_ce(), metrics=["accuracy"])
     doctor = LossDoctorCallback(str(tmp_path), stop_on=ALL_STOPS)
+    board = keras.callbacks.TensorBoard(str(tmp_path), write_graph=False)  # the same log_dir
     fit = model.fit(x, y, validation_data=(xv, yv), epochs=15, batch_size=64,
-                    callbacks=[doctor], verbose=0)
+                    callbacks=[board, doctor], verbose=0)
 
     assert doctor.stopped_reason is None and doctor.stopped_epoch is None
     assert len(fit.history["loss"]) == 15 and stop_lines(capsys) == []
@@ -171,6 +183,10 @@ def test_a_healthy_run_is_not_stopped(tmp_path, capsys):
     texts = verdict_texts(tmp_path)
     assert sorted(texts) == list(range(15))
     assert verdict(doctor.report) in texts[14]
+    # Read back from the TensorBoard callback's logs, the CLI gives the callback's verdict.
+    [run] = cli_report(tmp_path)["runs"]
+    assert run["verdict"] == verdict(doctor.report)
+    assert {s["tag"] for s in run["series"]} >= {"epoch_loss"}
 
 
 def test_overfitting_stops_at_the_best_epoch(tmp_path, capsys):

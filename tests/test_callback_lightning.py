@@ -6,7 +6,10 @@ Skipped when torch or Lightning is not installed (`pip install -e ".[lightning]"
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -118,6 +121,14 @@ def logged(log_dir):
     return scalars, texts
 
 
+def cli_report(log_dir):
+    """`lossdoctor LOG_DIR --format json`, run as a user would, after training."""
+    out = subprocess.run([sys.executable, "-m", "tb_lossdoctor", str(log_dir), "--format", "json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode in (0, 1), out.stderr
+    return json.loads(out.stdout)
+
+
 def stop_lines(capsys):
     return [line for line in capsys.readouterr().out.splitlines() if line.startswith("lossdoctor:")]
 
@@ -201,3 +212,7 @@ def test_overfitting_stops_with_the_best_step_and_epoch(tmp_path, capsys):
     assert doctor.best_epoch < doctor.stopped_epoch, "validation had turned: the best epoch is behind"
     [line] = stop_lines(capsys)
     assert f"best checkpoint at step {best_step}; best epoch {doctor.best_epoch}" in line
+    # Read back from the logger's files, the CLI finds the same overfitting at the same step.
+    [run] = cli_report(log_dir)["runs"]
+    assert run["verdict"] == "overfitting"
+    assert next(f for f in run["findings"] if f["code"] == "overfitting")["step"] == best_step
