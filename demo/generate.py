@@ -16,6 +16,13 @@ the layouts people actually meet:
 Usage::
 
     python demo/generate.py [--out demo/logs] [--only NAME [--only NAME ...]] [--list]
+    python demo/generate.py --sweeps [--out demo/sweeps]   # the small hyperparameter sweeps
+
+The sweeps (``demo/sweeps``, kept apart from ``demo/logs``, whose runs other tests count) log
+their hyperparameters as people do: Keras runs with TensorBoard's ``hp.KerasCallback``, and a
+PyTorch-style sweep with ``SummaryWriter.add_hparams``' layout (the HParams plugin's
+experiment / session-start / session-end summaries and the metric in a ``RUN/<time.time()>``
+sub-folder), written with TensorBoard's own ``hparams.summary`` protos and ``EventFileWriter``.
 
 Each run folder is deleted before it is written, so stale event files never accumulate.
 Deterministic given the seeds below (values; wall times are real).
@@ -429,6 +436,105 @@ def run_oscillation(out):
                       tag_val="val_loss", lightning=True)
 
 
+# --------------------------------------------------------------------------------------------
+# Sweeps (demo/sweeps): several runs of one recipe, hyperparameters logged for TensorBoard
+# --------------------------------------------------------------------------------------------
+
+KERAS_SWEEP = [(opt, lr) for opt in ("Adam", "SGD") for lr in (0.001, 0.01, 0.3, 1.0)]
+TORCH_SWEEP = [(peak, seed) for peak in (0.05, 0.3, 0.9) for seed in (1, 2, 3)]
+
+
+def sweep_keras_lr_optimizer(out):
+    """8 Keras runs (spirals, 2x64 MLP, 20 epochs of 50 steps): Adam and SGD (momentum 0.9)
+    at learning rates 0.001, 0.01, 0.3 and 1.0. Named `run-N` as in TensorBoard's HParams
+    tutorial: the settings are only in the `hp.KerasCallback` record (`optimizer`,
+    `learning_rate`) next to the Keras callback's `run-N/train` + `run-N/validation`."""
+    from tensorboard.plugins.hparams import api as hp
+
+    data = spirals_task(3200, 1000, seed=6)
+    for i, (opt, lr) in enumerate(KERAS_SWEEP):
+        run_dir = os.path.join(out, f"run-{i}")
+        reset_dir(run_dir)
+        seed_all(30 + i)
+        optimizer = keras.optimizers.Adam(lr) if opt == "Adam" else keras.optimizers.SGD(lr, momentum=0.9)
+        model = spiral_mlp((64, 64))
+        model.compile(optimizer=optimizer, metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        (x_tr, y_tr), (x_va, y_va) = data
+        model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=20, batch_size=64, verbose=0,
+                  callbacks=[tb_callback(run_dir),
+                             hp.KerasCallback(run_dir, {"optimizer": opt, "learning_rate": lr})])
+
+
+def add_hparams_record(run_dir, hparams, metrics, wall_time):
+    """What `torch.utils.tensorboard.SummaryWriter.add_hparams(hparams, metrics)` writes: in a
+    new `RUN/<time.time()>` folder, the HParams plugin's experiment, session-start and
+    session-end summaries, then each metric as a scalar. Built with TensorBoard's own
+    `hparams.summary` and written with its `EventFileWriter`."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.plugins.hparams import api_pb2
+    from tensorboard.plugins.hparams import summary as hp_summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    infos = [api_pb2.HParamInfo(name=k, type=api_pb2.DATA_TYPE_FLOAT64) for k in hparams]
+    metric_infos = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=k)) for k in metrics]
+    summaries = [
+        hp_summary.experiment_pb(infos, metric_infos, time_created_secs=wall_time),
+        hp_summary.session_start_pb(hparams, start_time_secs=wall_time),
+        hp_summary.session_end_pb(api_pb2.STATUS_SUCCESS, end_time_secs=wall_time),
+    ]
+    writer = EventFileWriter(os.path.join(run_dir, repr(wall_time)))
+    for s in summaries:
+        proto = summary_pb2.Summary.FromString(s.SerializeToString())
+        writer.add_event(event_pb2.Event(wall_time=wall_time, step=0, summary=proto))
+    for tag, value in metrics.items():
+        proto = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
+        writer.add_event(event_pb2.Event(wall_time=wall_time, step=0, summary=proto))
+    writer.close()
+
+
+def sweep_torch_warmup_peak(out):
+    """9 PyTorch-style runs (spirals, 2x64 MLP, SGD momentum 0.9, 200 warm-up steps then cosine
+    decay, 16 epochs of 50 steps): peak learning rates 0.05, 0.3 and 0.9, three seeds each.
+    `SummaryWriter()`'s default run names (date, time, host), `Loss/train` + `lr` every 5 steps,
+    `Loss/val` every epoch, and the settings in an `add_hparams` record (`lr`, `seed`,
+    `warmup_steps`, metric `hparam/best_val_loss`)."""
+    (x_tr, y_tr), (x_va, y_va) = spirals_task(3200, 1000, seed=8)
+    epochs, steps_per_epoch, warmup = 16, 50, 200
+    for i, (peak, seed) in enumerate(TORCH_SWEEP):
+        run_dir = os.path.join(out, f"Dec02_10-{i:02d}-00_demo")
+        reset_dir(run_dir)
+        seed_all(seed)
+        model = spiral_mlp((64, 64))
+        sched = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=epochs * steps_per_epoch - warmup, warmup_target=peak,
+            warmup_steps=warmup, alpha=0.0)
+        step, evaluate = make_step(model, keras.optimizers.SGD(sched, momentum=0.9), stable_ce)
+        writer = TorchStyleWriter(run_dir)
+        rng = np.random.RandomState(seed + SEED_OFFSET)
+        gstep, best = 0, float("inf")
+        for epoch in range(epochs):
+            for xb, yb in batches(x_tr, y_tr, 64, rng):
+                loss = float(step(xb, yb))
+                gstep += 1
+                if gstep % 5 == 0:
+                    writer.add_scalar("Loss/train", loss, gstep)
+                    writer.add_scalar("lr", float(sched(gstep)), gstep)
+            val = float(evaluate(x_va, y_va))
+            best = min(best, val) if np.isfinite(val) else best
+            writer.add_scalar("Loss/val", val, gstep)
+        writer.close()
+        add_hparams_record(run_dir, {"lr": peak, "seed": seed, "warmup_steps": warmup},
+                           {"hparam/best_val_loss": best}, time.time())
+
+
+SWEEPS = {
+    "keras_lr_optimizer": sweep_keras_lr_optimizer,
+    "torch_warmup_peak": sweep_torch_warmup_peak,
+}
+DEFAULT_SWEEPS_OUT = os.path.join(HERE, "sweeps")
+
+
 RUNS = {
     "healthy": run_healthy,
     "healthy_torchstyle": run_healthy_torchstyle,
@@ -449,24 +555,28 @@ RUNS = {
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=DEFAULT_OUT, help="log directory (default: demo/logs)")
-    parser.add_argument("--only", action="append", choices=sorted(RUNS), metavar="NAME",
+    parser.add_argument("--only", action="append", choices=sorted(RUNS) + sorted(SWEEPS), metavar="NAME",
                         help="generate only this run (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the run names and exit")
     parser.add_argument("--seed-offset", type=int, default=0,
                         help="add to every seed: a variant of each run (default 0: the demo)")
+    parser.add_argument("--sweeps", action="store_true",
+                        help="generate the hyperparameter sweeps instead (default --out: demo/sweeps)")
     args = parser.parse_args(argv)
     global SEED_OFFSET
     SEED_OFFSET = args.seed_offset
     if args.list:
-        print("\n".join(RUNS))
+        print("\n".join(SWEEPS if args.sweeps else RUNS))
         return 0
-    names = args.only or list(RUNS)
+    runs = SWEEPS if args.sweeps else RUNS
+    out = DEFAULT_SWEEPS_OUT if args.sweeps and args.out == DEFAULT_OUT else args.out
+    names = args.only or list(runs)
     total = time.time()
     for name in names:
         t0 = time.time()
-        run_dir = os.path.join(args.out, name)
+        run_dir = os.path.join(out, name)
         reset_dir(run_dir)
-        RUNS[name](run_dir)
+        runs[name](run_dir)
         print(f"{name:24s} {time.time() - t0:6.1f}s", flush=True)
     print(f"{'total':24s} {time.time() - total:6.1f}s")
     return 0

@@ -120,7 +120,9 @@ def analyse(runs: Sequence[Mapping], name_words: Optional[Mapping[str, HParams]]
         columns = family_columns(family)
         if not any(not c.derived for c in columns):
             continue
-        out_families.append({"runs": [r.run for r in family], "hyperparameters": [c.name for c in columns]})
+        out_families.append({"name": family_name([r.run for r in family]), "runs": [r.run for r in family],
+                             "hyperparameters": [c.name for c in columns],
+                             "table": outcome_table(family, columns)})
         for c in columns:
             merged = columns_by_name.setdefault(c.name, Column(c.name, c.kind, {}, []))
             merged.values.update(c.values)
@@ -133,6 +135,9 @@ def analyse(runs: Sequence[Mapping], name_words: Optional[Mapping[str, HParams]]
     in_sweep = {run for f in out_families for run in f["runs"]}
     rows_in = [r for r in rows if r.run in in_sweep]
     columns = sorted(columns_by_name.values(), key=lambda c: (c.derived, c.name))
+    for c in columns:  # a run's value only where the run is in a family that varies it
+        c.values = {run: v for run, v in c.values.items()
+                    if any(run in f["runs"] and c.name in f["hyperparameters"] for f in out_families)}
     findings.sort(key=_finding_rank)
     return {
         "runs": [{"run": r.run, "outcome": r.outcome, "failed": r.failed} for r in rows_in],
@@ -142,10 +147,20 @@ def analyse(runs: Sequence[Mapping], name_words: Optional[Mapping[str, HParams]]
             for c in columns
         ],
         "families": out_families,
-        "table": outcome_table(rows_in, columns),
         "findings": findings[:MAX_FINDINGS],
         "findings_count": len(findings),
     }
+
+
+def family_name(runs: Sequence[str]) -> str:
+    """What a family's run names share at the start, cut at a separator (`tf_hw04_`,
+    `keras_lr_optimizer/`); "" when nothing."""
+    prefix = runs[0]
+    for run in runs[1:]:
+        while not run.startswith(prefix):
+            prefix = prefix[:-1]
+    cut = prefix.rfind("/") if "/" in prefix else max(prefix.rfind(c) for c in "_-. ")
+    return prefix[:cut + 1] if cut >= 0 else ""
 
 
 def outcome_of(run: Mapping) -> str:
@@ -179,7 +194,10 @@ def _row(run: Mapping, words: Optional[HParams] = None) -> Optional[Row]:
 
 
 def find_families(rows: Sequence[Row]) -> List[List[Row]]:
-    """Connected groups of runs that share a declared, non-seed hyperparameter."""
+    """Connected groups of runs linked by a declared, non-seed hyperparameter: two runs are linked
+    when they declare the same set of them, or share one and sit in the same folder (`tf_hw04_Adam`
+    and `tf_hw04_SGD_Momentum-0.9`). Two sweeps in sibling folders that both vary `lr` but declare
+    different settings stay apart."""
     parent = {r.run: r.run for r in rows}
 
     def root(x: str) -> str:
@@ -188,15 +206,15 @@ def find_families(rows: Sequence[Row]) -> List[List[Row]]:
             x = parent[x]
         return x
 
-    first_with: Dict[str, str] = {}
+    first_with: Dict[tuple, str] = {}
     for r in rows:
-        for key, source in r.sources.items():
-            if source == SOURCE_CURVE or is_seed_key(key):
-                continue
-            if key in first_with:
-                parent[root(r.run)] = root(first_with[key])
+        keys = frozenset(k for k, s in r.sources.items() if s != SOURCE_CURVE and not is_seed_key(k))
+        folder = r.run.rpartition("/")[0]
+        for bucket in ([("set", keys)] if keys else []) + [("folder", folder, k) for k in keys]:
+            if bucket in first_with:
+                parent[root(r.run)] = root(first_with[bucket])
             else:
-                first_with[key] = r.run
+                first_with[bucket] = r.run
     groups: Dict[str, List[Row]] = defaultdict(list)
     for r in rows:
         groups[root(r.run)].append(r)
@@ -215,7 +233,17 @@ def family_columns(family: Sequence[Row]) -> List[Column]:
             continue
         out.append(Column(name, _kind(values.values()), values,
                           sorted({r.sources.get(name, "name") for r in have})))
+    declared = [c for c in out if not c.derived]
+    out = [c for c in out if not (c.derived and any(_echoes(c, d) for d in declared))]
     return sorted(out, key=lambda c: (c.derived, c.name))
+
+
+def _echoes(derived: Column, declared: Column) -> bool:
+    """A curve's value that says nothing the setting does not: same runs, one value per value."""
+    if set(derived.values) != set(declared.values):
+        return False
+    pairs = {(format_value(declared.values[r]), format_value(derived.values[r])) for r in derived.values}
+    return len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
 
 
 def _kind(values: Iterable[Value]) -> str:
@@ -442,12 +470,12 @@ def categorical_sentence(col: Column, groups: List[dict], verb: str) -> str:
     return f"{col.name} " + "; ".join(hits) + ("; " + ", ".join(misses) if misses else "") + "."
 
 
-def support_note(runs: int, chance: Optional[float]) -> str:
+def support_note(runs: int, chance: Optional[float], what: str = "a cut") -> str:
     """`(5 runs; chance alone gives a cut this clean 60% of the time.)`, with a leading space."""
     if chance is None:
         return f" ({runs} runs.)"
     share = f"{chance * 100:.2g}%" if chance < 0.995 else "100%"
-    return f" ({runs} runs; chance alone gives a cut this clean {share} of the time.)"
+    return f" ({runs} runs; chance alone gives {what} this clean {share} of the time.)"
 
 
 def confounding_note(names: Sequence[str]) -> str:
@@ -573,7 +601,7 @@ def _trend(col: Column, rows: Sequence[Row], quantity: str, columns: Sequence[Co
         "hyperparameter": col.name,
         "outcome": "validation_best_" + quantity,
         "codes": [],
-        "text": text + support_note(len(runs), chance) + confounding_note(confounded),
+        "text": text + support_note(len(runs), chance, "an order") + confounding_note(confounded),
         "runs": runs,
         "matching": runs,
         "groups": [{"label": f"{col.name} = {format_value(x)}", "runs": sorted(g), "value_median": m,
@@ -595,7 +623,9 @@ def _trend_phrase(quantity: str, rising: bool, best: Mapping) -> str:
 
 
 def _quantity_text(quantity: str, value: float) -> str:
-    return f"step {int(round(value)):,}" if quantity == "step" else f"{value:.4g}"
+    if quantity == "step":  # a median of two steps may fall between them
+        return f"step {int(value):,}" if float(value).is_integer() else f"step {value:,.1f}"
+    return f"{value:.4g}"
 
 
 def _median(xs: List[float]) -> float:

@@ -27,6 +27,13 @@ def heading(sweep: dict) -> str:
             f"hyperparameter{'s' if len(names) != 1 else ''} ({', '.join(names)})")
 
 
+def family_heading(family: dict) -> str:
+    """"verdicts by value, 8 runs under keras_lr_optimizer/" (name unescaped)."""
+    n = len(family.get("runs", []))
+    where = f" under {family['name']}" if family.get("name") else ""
+    return f"verdicts by value, {n} run{'s' if n != 1 else ''}{where}"
+
+
 def cell_counts(row: dict, outcomes: List[str]) -> List[int]:
     """Runs per outcome in one table row, in the table's outcome order."""
     cells = row.get("cells", {})
@@ -49,10 +56,16 @@ def text_lines(report: dict, paint: Callable[[str, str], str] = lambda t, s: t) 
     hidden = sweep.get("findings_count", len(findings)) - min(len(findings), MAX_FINDINGS_SHOWN)
     if hidden > 0:
         out.append(f"  ... and {hidden} more (--format json lists them)")
-    table = sweep.get("table", {})
+    for family in sweep.get("families", []):
+        out.append(paint(f"  {clean(family_heading(family))}:", "dim"))
+        out.extend(_text_table(family.get("table", {}), clean))
+    return out
+
+
+def _text_table(table: dict, clean) -> List[str]:
     outcomes = table.get("outcomes", [])
     rows = table.get("rows", [])
-    out.append(paint("  verdicts by value:", "dim"))
+    out = []
     width = max((len(clean(f"{r['hyperparameter']} = {r['label']}")) for r in rows[:MAX_TABLE_ROWS]), default=0)
     for row in rows[:MAX_TABLE_ROWS]:
         label = clean(f"{row['hyperparameter']} = {row['label']}").ljust(width)
@@ -80,11 +93,16 @@ def markdown_lines(report: dict) -> List[str]:
         out.append(f"- ... and {hidden} more (`--format json` lists them)")
     if findings:
         out.append("")
-    table = sweep.get("table", {})
+    for family in sweep.get("families", []):
+        out += [f"_{md_escape(family_heading(family))}_", ""] + _markdown_table(family.get("table", {}), md_escape)
+    return out
+
+
+def _markdown_table(table: dict, md_escape) -> List[str]:
     outcomes = table.get("outcomes", [])
     rows = table.get("rows", [])
-    out.append("| hyperparameter | value | " + " | ".join(md_escape(o) for o in outcomes) + " |")
-    out.append("|---|---|" + "---|" * len(outcomes))
+    out = ["| hyperparameter | value | " + " | ".join(md_escape(o) for o in outcomes) + " |",
+           "|---|---|" + "---|" * len(outcomes)]
     for row in rows[:MAX_TABLE_ROWS]:
         counts = [str(n) if n else "" for n in cell_counts(row, outcomes)]
         out.append(f"| {md_escape(row['hyperparameter'])} | {md_escape(row['label'])} | " + " | ".join(counts) + " |")

@@ -63,7 +63,7 @@ def test_no_claim_when_the_cut_is_not_clean():
     sweep = analyse(runs)
     # No split: lr = 0.1 holds a NaN and a converged run. Those two repeat one setting.
     assert texts(sweep) == ["At lr=0.1: 1 of 2 repeats went NaN, 1 of 2 repeats converged."]
-    assert {r["label"] for r in sweep["table"]["rows"]} == {"0.1", "0.01", "0.001"}
+    assert {r["label"] for r in sweep["families"][0]["table"]["rows"]} == {"0.1", "0.01", "0.001"}
 
 
 def test_a_category_of_single_runs_restates_the_verdicts_and_is_not_a_split():
@@ -161,7 +161,7 @@ def test_two_sweeps_in_one_logdir_are_analysed_apart():
 def test_the_table_holds_every_run_once_per_hyperparameter():
     runs = [run(f"r{i}", o, lr=lr, optimizer=opt) for i, (lr, opt, o) in enumerate(
         [(0.1, "SGD", "nan"), (0.01, "SGD", "converged"), (0.1, "Adam", "oscillation"), (0.01, "Adam", "converged")])]
-    table = analyse(runs)["table"]
+    table = analyse(runs)["families"][0]["table"]
     assert table["outcomes"] == ["nan", "oscillation", "converged"]
     for name in ("lr", "optimizer"):
         rows = [r for r in table["rows"] if r["hyperparameter"] == name]
@@ -171,7 +171,7 @@ def test_the_table_holds_every_run_once_per_hyperparameter():
 
 def test_many_values_are_binned_in_the_table():
     runs = [run(f"r{i:02d}", "converged" if i % 3 else "nan", lr=10 ** (-i / 5)) for i in range(20)]
-    rows = analyse(runs)["table"]["rows"]
+    rows = analyse(runs)["families"][0]["table"]["rows"]
     assert len(rows) == 5 and sum(len(r["runs"]) for r in rows) == 20
 
 

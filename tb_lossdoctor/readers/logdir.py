@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import List, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from tb_lossdoctor.series import Series
 
@@ -89,13 +89,13 @@ def read_logdir(
                     logdir, reader, series, problems, dropped, info, avoid_tensorflow
                 )
             info["seconds"] = round(time.monotonic() - start, 3)
-            return series, problems + scan_problems(logdir, series, problems), info
+            return series, problems + scan_problems(logdir, series, problems, record_runs=hparams), info
     from tb_lossdoctor.readers import event_files
 
     start = time.monotonic()
     series, problems = event_files.read_logdir(logdir, avoid_tensorflow=avoid_tensorflow, hparams_out=hparams)
     info.update(reader="python", seconds=round(time.monotonic() - start, 3))
-    return series, problems + scan_problems(logdir, series, problems), info
+    return series, problems + scan_problems(logdir, series, problems, record_runs=hparams), info
 
 
 MAX_SCAN_PROBLEMS = 50
@@ -108,16 +108,18 @@ def scan_problems(
     *,
     include_unread: bool = True,
     max_files: Optional[int] = None,
+    record_runs: Iterable[str] = (),
 ) -> List[dict]:
     """What the readers skip without a word, found by listing a local logdir (no parsing):
     empty event files, event files that cannot be opened, and (with `include_unread`) run
     folders with event files from which no scalar was read (and that no other problem names).
-    With `max_files`, the listing stops after that many event files."""
+    With `max_files`, the listing stops after that many event files. `record_runs` hold HParams
+    records (a Keras `hp.KerasCallback` folder holds nothing else): not unread."""
     if is_url(logdir):
         return []
     top = os.fsencode(logdir)
     read_runs = {s.run for s in series}
-    named = {p.get("run") for p in problems if p.get("run")}
+    named = {p.get("run") for p in problems if p.get("run")} | set(record_runs)
     out: List[dict] = []
     seen = set()
     examined = 0
