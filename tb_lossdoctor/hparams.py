@@ -241,16 +241,17 @@ def name_hparams(names: Sequence[str]) -> Dict[str, HParams]:
 
 def free_word_hparams(names: Sequence[str]) -> Dict[str, HParams]:
     """Settings a set of names states by plain words ({} when it states none): the names must
-    start with the same word (`tf_hw06_Aug`, `tf_hw06_L2`: one stem, a designed set) and, once
-    the words they all share are removed, keep at most one word each. One distinct word is a flag
-    (`starved`: True/False), several a categorical `variant`."""
+    share a word or a key (`tf_hw06_Aug`, `tf_hw06_L2`; `n1024_sigma10_starved`, `n2400_sigma80`:
+    a designed set, not unrelated runs) and, once the words they all share are removed, keep at
+    most one word each. One distinct word is a flag (`starved`: True/False), several a
+    categorical `variant`."""
     if len(names) < 2:
         return {}
     parsed = {n: parse_name(n) for n in names}
     lowered = {n: [w.lower() for w in p.words] for n, p in parsed.items()}
-    if len({ws[0] if ws else "" for ws in lowered.values()}) != 1 or not next(iter(lowered.values())):
-        return {}
     common = set.intersection(*(set(ws) for ws in lowered.values()))
+    if not common and not set.intersection(*(set(p.values) for p in parsed.values())):
+        return {}
     free = {n: [w for w in parsed[n].words if w.lower() not in common] for n in names}
     if any(len(ws) > 1 for ws in free.values()) or not any(free.values()):
         return {}
