@@ -141,7 +141,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     elif args.format == "markdown":
         text = markdown_view.render_markdown(report, info=info)
     else:
-        text = formatting.render_text(report, color=use_color(sys.stdout), info=info)
+        text = formatting.render_text(report, color=use_color(sys.stdout), info={**info, "logdir": args.logdir})
     try:
         sys.stdout.write(text)
         sys.stdout.flush()

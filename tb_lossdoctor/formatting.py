@@ -7,6 +7,7 @@ may quote them), so text output strips control characters (no terminal escape in
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Iterable, List, Optional
 
@@ -115,8 +116,9 @@ def render_text(report: dict, *, color: bool = False, info: Optional[dict] = Non
         status = run.get("status", "ok")
         badge = paint(f"[{_BADGE.get(status, status.upper())}]".ljust(9), status)
         name = clean(run.get("run", ""))
-        if name == ".":  # TensorBoard's name for the logdir itself
-            name = ". (the logdir itself)"
+        if name == ".":  # TensorBoard's name for the logdir itself: name it after its folder
+            folder = os.path.basename(os.path.normpath(str((info or {}).get("logdir", ""))))
+            name = f"{clean(folder)} (the logdir itself)" if folder and folder != "." else ". (the logdir itself)"
         findings = _sorted_findings(run.get("findings", []))
         if status == "ok":
             notes = "; ".join(clean(f.get("title", "")) for f in findings)

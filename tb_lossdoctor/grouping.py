@@ -99,15 +99,18 @@ def _pair_metric(metric: str, found: List[Tuple[Series, TagMeaning]]) -> MetricP
     train = [(s, m) for s, m in found if m.role == "train"]
     val = [(s, m) for s, m in found if m.role == "val"]
     unlabelled = [(s, m) for s, m in found if not m.role]
-    # Keras' `loss` + `val_loss`: a curve with no split word is the training curve.
-    train = train or unlabelled
     pair = MetricPair(metric, found[0][1].direction)
+    # A curve with no split word takes the training slot: Keras' `loss` + `val_loss` names the
+    # training loss so. An accuracy-like metric with no split word (`bbox/AP`, `metrics/mAP50(B)`)
+    # is usually an evaluation metric: it keeps no role rather than a wrong one.
+    role = "train" if train or pair.is_loss else ""
+    train = train or unlabelled
     if val:
         best_val = min(val, key=lambda c: (c[1].val_rank, _aggregation_rank(c[1]), -len(c[0])))
         pair.val = Curve(best_val[0], best_val[1], "val")
     if train:
         best_train = min(train, key=lambda c: _train_preference(c, pair.val))
-        pair.train = Curve(best_train[0], best_train[1], "train")
+        pair.train = Curve(best_train[0], best_train[1], role)
     return pair
 
 

@@ -157,4 +157,5 @@ def metric_label(direction: str) -> Tuple[str, str]:
 
 
 def describe_role(role: Optional[str]) -> str:
-    return {"train": "training", "val": "validation"}.get(role or "", "training")
+    """"training", "validation", or "" for a curve no split word names."""
+    return {"train": "training", "val": "validation"}.get(role or "", "")

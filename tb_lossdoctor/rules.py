@@ -123,8 +123,8 @@ def blowup_facts(v: View, settings: Settings) -> Optional[dict]:
 def pair_findings(
     pair: MetricPair, views: List[View], group: RunGroup, settings: Settings
 ) -> List[Finding]:
-    by_role = {v.curve.role: v for v in views}
-    train, val = by_role.get("train"), by_role.get("val")
+    by_curve = {id(v.curve): v for v in views}
+    train, val = (by_curve.get(id(c)) if c is not None else None for c in (pair.train, pair.val))
     main = train if train is not None and train.stats.finite_points > 0 else val
     if main is None or main.stats.finite_points == 0:
         return []

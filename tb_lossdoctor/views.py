@@ -28,7 +28,7 @@ class View:
     @property
     def name(self) -> str:
         metric = self.metric.replace("_", " ")
-        return f"{describe_role(self.curve.role)} {metric}"
+        return f"{describe_role(self.curve.role)} {metric}".strip()
 
     @property
     def tag(self) -> str:

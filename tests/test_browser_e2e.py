@@ -427,3 +427,37 @@ def test_tab_under_a_path_prefix(browser, tmp_path):
     assert any("/series?" in u for u in ours)
     outside = [u for u in ours if not u.startswith(base + "/")]
     assert not outside, f"requests that left the path prefix: {outside}"
+
+
+def test_single_run_logdir_named_sampling_limit_stated_and_eval_metrics_unlabelled(browser, tmp_path):
+    """TensorBoard pointed at one run folder (the run group "."), started with its own sample
+    budget: the card is named after the folder, the notice states the limit in force, and an
+    evaluation metric with no split word is not labelled as a training curve."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    logdir = tmp_path / "my_experiment"
+    writer = EventFileWriter(str(logdir))
+    for step in range(120):
+        values = {"train_loss": 0.2 + 2 * 0.96**step, "metrics/mAP50(B)": 0.8 - 0.7 * 0.96**step}
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=t, simple_value=v) for t, v in values.items()])
+        writer.add_event(event_pb2.Event(wall_time=1_700_000_000.0 + step, step=step, summary=summary))
+    writer.close()
+    args = ["--samples_per_plugin", "scalars=50", "--load_fast", "false"]
+    with running_tensorboard(logdir, args, lambda r: len(r["runs"]) == 1) as (base, _, _):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        try:
+            page.goto(base + "/#lossdoctor", wait_until="domcontentloaded")
+            frame = plugin_frame(page)
+            assert frame.locator(".ld-card .ld-run").first.inner_text() == "my_experiment (the logdir itself)"
+            notice = frame.locator(".ld-notice", has_text="samples_per_plugin").first
+            notice.wait_for(state="visible")
+            assert "at most 50 points per scalar tag" in notice.inner_text() and "may be sampled" in notice.inner_text()
+            card = frame.locator(".ld-card").first
+            _ensure_open(card)
+            curves = card.locator(".ld-series-list").inner_text()
+            assert "metrics/mAP50(B)" in curves and "mAP50(B) (train)" not in curves, curves
+            assert "train_loss (train)" in curves
+        finally:
+            context.close()

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from conftest import SimpleValueWriter, decaying
 from tb_lossdoctor import cli, formatting, markdown_view
 
 _WALL = [1_700_000_000.0]
@@ -334,3 +335,9 @@ def test_realworld_all_formats(realworld_dir, capsys):
         code, out, err = run_cli(capsys, realworld_dir, "--format", fmt)
         assert code == 0, err
         assert ("keras\\_recommend" if fmt == "markdown" else "keras_recommend") in out
+
+
+def test_the_logdir_itself_is_named_after_its_folder(tmp_path, capsys):
+    SimpleValueWriter(tmp_path / "resnet_sweep").add("loss", decaying(30)).close()
+    code, out, _ = run_cli(capsys, tmp_path / "resnet_sweep")
+    assert code == 0 and "resnet_sweep (the logdir itself)" in out

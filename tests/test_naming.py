@@ -118,3 +118,11 @@ def test_tf1_uniquified_loss_is_the_loss():
     assert parse_tag("loss_1").metric == "loss"
     assert parse_tag("val_loss_2") == parse_tag("val_loss")
     assert parse_tag("metrics/mAP_0.5").metric != parse_tag("metrics/mAP_0.5:0.95").metric
+
+
+def test_an_evaluation_metric_without_a_split_word_gets_no_role():
+    """`metrics/mAP50(B)` or `bbox/AP` is not a training curve: no role rather than a wrong one;
+    a loss with no split word is Keras' training loss."""
+    groups = group_series([series("r", "metrics/mAP50(B)"), series("r", "bbox/AP"), series("r", "loss")])
+    roles = {c.series.tag: c.role for g in groups for c in g.curves}
+    assert roles == {"metrics/mAP50(B)": "", "bbox/AP": "", "loss": "train"}

@@ -18,6 +18,19 @@ function code(text: string): HTMLElement {
   return h("code", null, text);
 }
 
+/** The sampling notice, with the per-tag limit this TensorBoard was started with. */
+function sampledText(limit: number | undefined): HTMLElement {
+  const kept = typeof limit === "number" && limit > 0 ? `at most ${fmtInt(limit)} points per scalar tag` : "a sample of the points of each scalar tag";
+  return h(
+    "p",
+    null,
+    icon("info"),
+    ` This TensorBoard keeps ${kept} (--samples_per_plugin); some curves have that many points, so they may be sampled: a short spike or the exact step of a NaN can be missed. Start TensorBoard with `,
+    code("--samples_per_plugin scalars=0"),
+    " to keep every point.",
+  );
+}
+
 export class App {
   private root: HTMLDivElement;
   private updated: HTMLSpanElement;
@@ -62,18 +75,7 @@ export class App {
     this.updated = h("span", { class: "ld-updated" }, "Loading…");
     this.summary = h("p", { class: "ld-summary", "aria-live": "polite" });
     this.fetchError = h("div", { class: "ld-notice ld-error-box", role: "alert", hidden: true });
-    this.sampledNote = h(
-      "div",
-      { class: "ld-notice", hidden: true },
-      h(
-        "p",
-        null,
-        icon("info"),
-        " TensorBoard kept only a sample of the points of some curves (by default it keeps 1,000 scalars per tag), so a short spike or the exact step of a NaN can be missed. Start TensorBoard with ",
-        code("--samples_per_plugin scalars=0"),
-        " to keep every point.",
-      ),
-    );
+    this.sampledNote = h("div", { class: "ld-notice", hidden: true });
     this.trainOnlyNote = h(
       "div",
       { class: "ld-notice", hidden: true },
@@ -252,6 +254,7 @@ export class App {
       this.summary.replaceChildren(...parts);
     }
     this.sampledNote.hidden = report.sampled !== true;
+    if (report.sampled === true) this.sampledNote.replaceChildren(sampledText(report.sampling?.limit));
 
     // only training curves anywhere?
     const withCurves = runs.filter((r) => (r.series ?? []).length > 0);

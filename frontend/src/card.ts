@@ -222,7 +222,7 @@ export class Card {
       this.el.dataset.run = group.run;
       this.el.setAttribute("aria-label", `${group.run}: ${STATUS_TEXT[status] ?? status}`);
       updateBadge(this.statusBadge, status);
-      setText(this.runName, group.run);
+      setText(this.runName, displayName(group.run));
       setText(this.verdict, verdictLine(group));
       setText(this.since, sinceLine(group));
       const nf = group.findings?.length ?? 0;
@@ -325,4 +325,17 @@ export function sinceLine(group: RunGroup): string {
   if (!held || typeof held.step !== "number") return "";
   const n = typeof held.evaluations === "number" ? ` · ${plural(held.evaluations, "evaluation")}` : "";
   return `since step ${fmtInt(held.step)}${n}`;
+}
+
+let logdirName = "";
+
+/** The logdir's folder name (TensorBoard's `data_location`), shown for the run group "." */
+export function setLogdirName(location: string): void {
+  const parts = location.replace(/[\\/]+$/, "").split(/[\\/]/);
+  logdirName = parts[parts.length - 1] ?? "";
+}
+
+/** A run group's name as shown: "." (the logdir itself) is named after its folder. */
+export function displayName(run: string): string {
+  return run === "." && logdirName ? `${logdirName} (the logdir itself)` : run;
 }

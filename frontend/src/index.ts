@@ -1,6 +1,7 @@
 // Entry point loaded by TensorBoard's dynamic plugin loader: it imports this ES module inside an
 // iframe (data/plugin_entry.html, whose <base> is data/plugin/lossdoctor/) and calls render().
 import { App } from "./app";
+import { setLogdirName } from "./card";
 import { injectStyles } from "./styles";
 
 let app: App | null = null;
@@ -35,5 +36,18 @@ export async function render(): Promise<void> {
   const a = new App(document.body);
   app = a;
   followHostTheme(() => a.rebuildCharts());
+  await learnLogdirName();
   await a.refresh();
+}
+
+/** TensorBoard's own environment route (relative, so `--path_prefix` holds) names the logdir. */
+async function learnLogdirName(): Promise<void> {
+  try {
+    const res = await fetch("../../environment", { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    if (!res.ok) return;
+    const env = (await res.json()) as { data_location?: unknown };
+    if (typeof env.data_location === "string") setLogdirName(env.data_location);
+  } catch {
+    /* the run "." keeps its name */
+  }
 }

@@ -47,6 +47,7 @@ export interface Report {
   runs?: RunGroup[];
   problems?: Problem[];
   sampled?: boolean;
+  sampling?: { limit?: number; hint?: string }; // the plugin's per-tag point budget in force
   // Optional extras the UI uses when present (not yet in the v1 contract):
   ignored?: Array<{ run?: string; tag?: string } | string>; // scalar tags seen but not recognised
 }
