@@ -752,7 +752,8 @@ def outcome_table(rows: Sequence[Row], columns: Sequence[Column]) -> dict:
             cells = {o: sorted(n for n in names if outcome[n] == o) for o in outcomes}
             table_rows.append({"hyperparameter": col.name, "value": value, "label": label,
                                "runs": sorted(names), "cells": {o: v for o, v in cells.items() if v}})
-    return {"outcomes": outcomes, "rows": table_rows}
+    severity = {o: "error" if o in FATAL_EVENTS else SEVERITY.get(o, "info") for o in outcomes}
+    return {"outcomes": outcomes, "severity": severity, "rows": table_rows}
 
 
 def _value_groups(col: Column, runs: set) -> List[Tuple[str, object, List[str]]]:

@@ -5,6 +5,7 @@ import { fetchReport, SeriesCache } from "./data";
 import { h, icon, plural, setAttr, setText, fmtInt } from "./dom";
 import { compileRegex, Expansion, loadFilters, saveFilters, type Filters } from "./state";
 import { rank, type Report, type RunGroup } from "./types";
+import { SweepPanel, type RunSelection, type Sweep } from "./sweep";
 
 const CHUNK = 50;
 const POLL_MS = 30_000;
@@ -65,6 +66,8 @@ export class App {
   private inflight: Promise<void> | null = null;
   private lastFetch = 0;
   private trainOnlyEverywhere = false;
+  private runSet: RunSelection | null = null; // "Across runs": the cards narrowed to these runs
+  private sweep = new SweepPanel((selection) => ((this.runSet = selection), this.filtersChanged()));
   private changeLog = new ChangeLog();
   private notify: HTMLInputElement;
 
@@ -161,6 +164,7 @@ export class App {
       this.sampledNote,
       this.trainOnlyNote,
       this.problems,
+      this.sweep.el,
       this.filterBar,
       this.empty,
       this.list,
@@ -254,6 +258,7 @@ export class App {
       this.summary.replaceChildren(...parts);
     }
     this.sampledNote.hidden = report.sampled !== true;
+    this.sweep.update((report as Report & { sweep?: Sweep | null }).sweep);
     if (report.sampled === true) this.sampledNote.replaceChildren(sampledText(report.sampling?.limit));
 
     // only training curves anywhere?
@@ -339,6 +344,7 @@ export class App {
     const test = c.ok ? c.test : () => true;
     const { minSeverity, hideHealthy } = this.filters;
     this.filtered = runs.filter((r) => {
+      if (this.runSet && !this.runSet.runs.has(r.run)) return false;
       if (hideHealthy && r.status !== "error" && r.status !== "warning") return false;
       if (minSeverity > 0) {
         let lvl = 0;
@@ -441,6 +447,7 @@ export class App {
         this.regexInput.value = "";
         this.sevSelect.value = "0";
         this.hideHealthy.checked = false;
+        this.sweep.clear();
         this.filtersChanged();
       });
       e.replaceChildren(h("h2", null, "No run matches the filters"), h("p", null, `${plural(runs.length, "run")} hidden by the filters.`), clear);
