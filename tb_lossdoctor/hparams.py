@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -94,6 +95,7 @@ _MULT = {"k": 1e3, "K": 1e3, "M": 1e6}
 LR_KEYS = {"lr", "peak_lr", "final_lr", "init_lr", "learning_rate", "base_lr", "max_lr"}
 
 
+@lru_cache(maxsize=65536)
 def canonical_key(key: str) -> str:
     """`Learning_Rate` -> `lr`, `Depth` -> `depth`, `model_params/learn_illum` unchanged."""
     squashed = re.sub(r"[\s_\-.]", "", key.lower())
@@ -133,8 +135,10 @@ class ParsedName:
         self.words: List[str] = []
 
 
+@lru_cache(maxsize=65536)  # names repeat across reports (the plugin rebuilds them); read-only
 def parse_name(name: str) -> ParsedName:
-    """Keyed settings and free words of one run-group name (every path segment)."""
+    """Keyed settings and free words of one run-group name (every path segment). The answer is
+    shared between callers: read it, never change it."""
     out = ParsedName()
     for segment in name.split("/"):
         _parse_chunks(_chunks(segment), out)

@@ -91,10 +91,18 @@ class Column:
     def derived(self) -> bool:
         return self.sources == [SOURCE_CURVE]
 
+    def text(self, run: str, missing: str = "-") -> str:
+        """The run's value as every view prints it (`missing` when the run lacks it)."""
+        if run not in self.values:
+            return missing
+        cache = self.__dict__.setdefault("_text", {})
+        if run not in cache:
+            cache[run] = format_value(self.values[run])
+        return cache[run]
+
     def key(self, run: str):
         """A value that sorts (numbers) or compares (categories)."""
-        v = self.values[run]
-        return v if self.kind == "number" else format_value(v)
+        return self.values[run] if self.kind == "number" else self.text(run)
 
 
 @dataclass(frozen=True)
@@ -135,9 +143,9 @@ def analyse(runs: Sequence[Mapping], name_words: Optional[Mapping[str, HParams]]
     in_sweep = {run for f in out_families for run in f["runs"]}
     rows_in = [r for r in rows if r.run in in_sweep]
     columns = sorted(columns_by_name.values(), key=lambda c: (c.derived, c.name))
+    varied = {(run, name) for f in out_families for run in f["runs"] for name in f["hyperparameters"]}
     for c in columns:  # a run's value only where the run is in a family that varies it
-        c.values = {run: v for run, v in c.values.items()
-                    if any(run in f["runs"] and c.name in f["hyperparameters"] for f in out_families)}
+        c.values = {run: v for run, v in c.values.items() if (run, c.name) in varied}
     findings.sort(key=_finding_rank)
     return {
         "runs": [{"run": r.run, "outcome": r.outcome, "failed": r.failed} for r in rows_in],
@@ -366,7 +374,7 @@ def categorical_split(col: Column, runs: Sequence[Row], positive: frozenset) -> 
     value holds two runs or more; positive values first."""
     by_value: Dict[str, List[str]] = defaultdict(list)
     for r in runs:
-        by_value[format_value(col.values[r.run])].append(r.run)
+        by_value[col.text(r.run)].append(r.run)
     if max(len(v) for v in by_value.values()) < 2:
         return None
     groups = []
@@ -388,7 +396,7 @@ def split_chance(col: Column, runs: Sequence[Row], k: int) -> float:
         clean = sum(1 for prefix in _prefix_sums(sizes) if prefix == k)
         clean += sum(1 for prefix in _prefix_sums(sizes[::-1]) if prefix == k)
     else:
-        sizes = list(Counter(format_value(col.values[r.run]) for r in runs).values())
+        sizes = list(Counter(col.text(r.run) for r in runs).values())
         clean = _subset_sums(sizes).get(k, 0)
     return min(1.0, clean / math.comb(n, k))
 
@@ -424,7 +432,7 @@ def confounders(col: Column, groups: Sequence[Sequence[str]], columns: Sequence[
             continue
         if not all(run in other.values for g in groups for run in g):
             continue
-        sets = [{format_value(other.values[run]) for run in g} for g in groups]
+        sets = [{other.text(run) for run in g} for g in groups]
         if all(a.isdisjoint(b) for a, b in combinations(sets, 2)):
             out.append(other.name)
     return out
@@ -490,32 +498,39 @@ def confounding_note(names: Sequence[str]) -> str:
 
 
 MAX_PAIRS = 3  # pair findings per hyperparameter
+MAX_PAIRS_LISTED = 200  # pairs looked at per hyperparameter (a big grid holds many)
 
 
-def controlled_pairs(col: Column, family: Sequence[Row], columns: Sequence[Column]) -> List[Tuple[Row, Row]]:
-    """Pairs of runs that differ in `col` and in no other declared setting (seeds aside); none
-    when `col` is the only declared setting (then every pair would qualify)."""
+def controlled_pairs(col: Column, family: Sequence[Row], columns: Sequence[Column],
+                     limit: int = MAX_PAIRS_LISTED) -> List[Tuple[Row, Row]]:
+    """Up to `limit` pairs of runs that differ in `col` and in no other declared setting (seeds
+    aside); none when `col` is the only declared setting (then every pair would qualify)."""
     others = [c for c in columns if c.name != col.name and not c.derived and not is_seed_key(c.name)]
     if not others:
         return []
-    have = [r for r in family if r.run in col.values]
+    buckets: Dict[tuple, Dict[str, List[Row]]] = defaultdict(lambda: defaultdict(list))
+    for r in family:
+        if r.run in col.values:
+            buckets[tuple(c.text(r.run) for c in others)][col.text(r.run)].append(r)
     out = []
-    for a, b in combinations(have, 2):
-        if format_value(col.values[a.run]) == format_value(col.values[b.run]):
-            continue
-        if all(format_value(c.values.get(a.run, "-")) == format_value(c.values.get(b.run, "-")) for c in others):
-            out.append((a, b))
+    for by_value in buckets.values():
+        for (_, xs), (_, ys) in combinations(sorted(by_value.items()), 2):
+            for a in xs:
+                for b in ys:
+                    out.append((a, b))
+                    if len(out) >= limit:
+                        return out
     return out
 
 
 def _note_pairs(finding: dict, pairs: Sequence[Tuple[Row, Row]], positive: frozenset) -> None:
     """A split backed by runs that differ in its setting alone says so (no confounding there)."""
     crossing = [(a, b) for a, b in pairs if (a.run in positive) != (b.run in positive)]
-    finding["controlled_pairs"] = [[a.run, b.run] for a, b in crossing]
+    finding["controlled_pairs"] = [[a.run, b.run] for a, b in crossing[:20]]
     if crossing:
         a, b = crossing[0]
         extra = len(crossing) - 1
-        more = f" (and {extra} more such pair{'s' if extra > 1 else ''})" if extra else ""
+        more = f" (and {extra}{'+' if len(pairs) >= MAX_PAIRS_LISTED else ''} more such pair{'s' if extra > 1 else ''})" if extra else ""
         finding["text"] += f" {a.run} and {b.run} differ in {finding['hyperparameter']} alone{more}."
 
 
@@ -527,7 +542,7 @@ def pair_findings(family: Sequence[Row], settings: Sequence[Column], columns: Se
         pairs = [(a, b) for a, b in controlled_pairs(col, family, columns)
                  if a.outcome != b.outcome and (a.failed or b.failed)]
         for a, b in pairs[:MAX_PAIRS]:
-            sides = [f"with {col.name} = {format_value(col.values[r.run])} it {_singular(VERBS.get(r.outcome, r.outcome))}"
+            sides = [f"with {col.name} = {col.text(r.run)} it {_singular(VERBS.get(r.outcome, r.outcome))}"
                      for r in (a, b)]
             out.append({
                 "kind": "pair",
@@ -537,7 +552,7 @@ def pair_findings(family: Sequence[Row], settings: Sequence[Column], columns: Se
                 "text": f"{a.run} and {b.run} differ in {col.name} alone: {sides[0]}, {sides[1]}. (2 runs.)",
                 "runs": [a.run, b.run],
                 "matching": [r.run for r in (a, b) if r.failed],
-                "groups": [{"label": f"{col.name} = {format_value(col.values[r.run])}", "runs": [r.run],
+                "groups": [{"label": f"{col.name} = {col.text(r.run)}", "runs": [r.run],
                             "matching": int(r.failed), "total": 1} for r in (a, b)],
                 "support": 2,
                 "chance": None,
@@ -644,7 +659,7 @@ def seed_findings(family: Sequence[Row], columns: Sequence[Column]) -> List[dict
     has_seed = any(is_seed_key(c.name) for c in columns)
     by_setting: Dict[tuple, List[Row]] = defaultdict(list)
     for r in family:
-        by_setting[tuple(format_value(c.values.get(r.run, "-")) for c in declared)].append(r)
+        by_setting[tuple(c.text(r.run) for c in declared)].append(r)
     repeated = {k: v for k, v in by_setting.items() if len(v) >= 2}
     if not repeated:
         return []
@@ -693,7 +708,7 @@ def baseline_findings(family: Sequence[Row], settings: Sequence[Column]) -> List
         by_value: Dict[str, List[Row]] = defaultdict(list)
         for r in family:
             if r.run in col.values:
-                by_value[format_value(col.values[r.run])].append(r)
+                by_value[col.text(r.run)].append(r)
         base = next((v for v in by_value if v.lower() in BASELINE_WORDS), None)
         if base is None or len(by_value) < 3:
             continue
@@ -757,15 +772,15 @@ def outcome_table(rows: Sequence[Row], columns: Sequence[Column]) -> dict:
 
 
 def _value_groups(col: Column, runs: set) -> List[Tuple[str, object, List[str]]]:
-    pairs = [(run, v) for run, v in col.values.items() if run in runs]
-    distinct = sorted({col.key(run) for run, _ in pairs})
+    by_key: Dict[object, List[str]] = defaultdict(list)
+    value_of: Dict[object, Value] = {}
+    for run, v in col.values.items():
+        if run in runs:
+            by_key[col.key(run)].append(run)
+            value_of.setdefault(col.key(run), v)
+    distinct = sorted(by_key)
     if col.kind != "number" or len(distinct) <= MAX_BINS:
-        return [(format_value(_first(pairs, col, d)), _first(pairs, col, d),
-                 [run for run, _ in pairs if col.key(run) == d]) for d in distinct]
+        return [(format_value(value_of[d]), value_of[d], by_key[d]) for d in distinct]
     bins = [distinct[round(i * len(distinct) / 5):round((i + 1) * len(distinct) / 5)] for i in range(5)]
     return [(f"{format_value(b[0])} - {format_value(b[-1])}", [b[0], b[-1]],
-             [run for run, v in pairs if b[0] <= v <= b[-1]]) for b in bins if b]
-
-
-def _first(pairs, col: Column, key) -> Value:
-    return next(v for run, v in pairs if col.key(run) == key)
+             [run for d in b for run in by_key[d]]) for b in bins if b]
