@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional
 
-MAX_TABLE_ROWS = 40
+MAX_TABLE_ROWS = 40  # per family
+MAX_FAMILIES_SHOWN = 6  # tables; the section stays a few thousand characters at most
 MAX_FINDINGS_SHOWN = 12
+MAX_CHARS = 600  # of one sentence or value in the Markdown view (a recorded value can be long)
+
+
+def _cut(text: str, limit: int = MAX_CHARS) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _sweep(report: dict) -> Optional[dict]:
@@ -56,9 +63,12 @@ def text_lines(report: dict, paint: Callable[[str, str], str] = lambda t, s: t) 
     hidden = sweep.get("findings_count", len(findings)) - min(len(findings), MAX_FINDINGS_SHOWN)
     if hidden > 0:
         out.append(f"  ... and {hidden} more (--format json lists them)")
-    for family in sweep.get("families", []):
+    families = sweep.get("families", [])
+    for family in families[:MAX_FAMILIES_SHOWN]:
         out.append(paint(f"  {clean(family_heading(family))}:", "dim"))
         out.extend(_text_table(family.get("table", {}), clean))
+    if len(families) > MAX_FAMILIES_SHOWN:
+        out.append(f"  ... and {len(families) - MAX_FAMILIES_SHOWN} more sweeps (--format json lists them)")
     return out
 
 
@@ -83,18 +93,21 @@ def markdown_lines(report: dict) -> List[str]:
     sweep = _sweep(report)
     if sweep is None:
         return []
-    out = [f"**{md_escape(heading(sweep))}**", ""]
+    out = [f"**{md_escape(_cut(heading(sweep)))}**", ""]
     findings = sweep.get("findings", [])
     if not findings:
         out += ["No setting separates the verdicts cleanly; the table shows them by value.", ""]
-    out += [f"- {md_escape(f.get('text', ''))}" for f in findings[:MAX_FINDINGS_SHOWN]]
+    out += [f"- {md_escape(_cut(f.get('text', '')))}" for f in findings[:MAX_FINDINGS_SHOWN]]
     hidden = sweep.get("findings_count", len(findings)) - min(len(findings), MAX_FINDINGS_SHOWN)
     if hidden > 0:
         out.append(f"- ... and {hidden} more (`--format json` lists them)")
     if findings:
         out.append("")
-    for family in sweep.get("families", []):
+    families = sweep.get("families", [])
+    for family in families[:MAX_FAMILIES_SHOWN]:
         out += [f"_{md_escape(family_heading(family))}_", ""] + _markdown_table(family.get("table", {}), md_escape)
+    if len(families) > MAX_FAMILIES_SHOWN:
+        out += [f"_... and {len(families) - MAX_FAMILIES_SHOWN} more sweeps (`--format json` lists them)_", ""]
     return out
 
 
@@ -105,7 +118,8 @@ def _markdown_table(table: dict, md_escape) -> List[str]:
            "|---|---|" + "---|" * len(outcomes)]
     for row in rows[:MAX_TABLE_ROWS]:
         counts = [str(n) if n else "" for n in cell_counts(row, outcomes)]
-        out.append(f"| {md_escape(row['hyperparameter'])} | {md_escape(row['label'])} | " + " | ".join(counts) + " |")
+        out.append(f"| {md_escape(_cut(row['hyperparameter'], 80))} | {md_escape(_cut(row['label'], 80))} | "
+                   + " | ".join(counts) + " |")
     if len(rows) > MAX_TABLE_ROWS:
         out.append(f"| ... | {len(rows) - MAX_TABLE_ROWS} more values |" + " |" * len(outcomes))
     return out + [""]
