@@ -50,10 +50,14 @@ def chance_level(
     if not 2 <= classes <= settings.chance_max_classes:
         return None
     value = math.log(classes)
-    if not all(near(e, value, settings.chance_tolerance) for e in ends):
-        return None
-    started_there = near(start, value, settings.chance_tolerance)
-    accuracy_agrees = accuracy_end is not None and near(
-        accuracy_end, 1.0 / classes, settings.chance_accuracy_tolerance
+    at_chance = all(near(e, value, settings.chance_tolerance) for e in ends)
+    started_there = at_chance and near(start, value, settings.chance_tolerance)
+    # A constant guess other than the uniform one scores ln K or worse: with an accuracy that
+    # agrees on K, the loss may sit somewhat above ln K, never below it.
+    accuracy_agrees = (
+        accuracy_end is not None
+        and near(accuracy_end, 1.0 / classes, settings.chance_accuracy_tolerance)
+        and all(value * (1 - settings.chance_tolerance) <= e <= value * (1 + settings.chance_accuracy_tolerance)
+                for e in ends)
     )
     return ChanceLevel(classes, value) if started_there or accuracy_agrees else None

@@ -34,6 +34,8 @@ ACCURACY_PATTERN = re.compile(
     r"top\d+|topk|dice|bleu|rouge\w*|psnr|ssim|r2|kappa|mcc|ap\d*)$"
 )
 LR_PATTERN = re.compile(r"(^|[/_\-. ])(lr|learning[_\- ]?rate)($|[/_\-. ])", re.IGNORECASE)
+# A Unix time in seconds (2001 to 2286), as `time.time()` names add_hparams' sub-folders.
+_TIMESTAMP = re.compile(r"^1\d{9}(\.\d+)?$")
 # TF1 makes a repeated summary name unique with a suffix: `loss_1` is the metric `loss`.
 _TF1_UNIQUIFIED = re.compile(r"^(.*(?:loss|Loss|LOSS))_\d+$")
 _SPLIT = re.compile(r"[/_\-.\s()\[\]:,]+")
@@ -72,6 +74,10 @@ def split_of_run(run: str, tags: Iterable[str] = ()) -> Tuple[str, str, int]:
     Any other run is its own group.
     """
     parts = [p for p in re.split(r"[/\\]", run) if p not in ("", ".")]
+    if len(parts) > 1 and _TIMESTAMP.match(parts[-1]):
+        # PyTorch's `SummaryWriter.add_hparams` writes its record and metrics into a sub-folder
+        # named by `time.time()`: part of the run it describes, not a run of its own.
+        return "/".join(parts[:-1]), "", 0
     if parts:
         role, rank = _folder_split(parts[-1])
         if role and not _tags_name_both_splits(tuple(tags)):

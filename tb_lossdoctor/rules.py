@@ -220,10 +220,10 @@ def single_finding(v: View, settings: Settings, chance: Optional[ChanceLevel] = 
     st = v.stats
     if chance is not None:
         return wording.not_learning_finding(v, chance=chance)
+    if sustained_rise(st):  # a climb that swings on the way is still a climb
+        return wording.diverging_finding([v])
     if oscillating(st, settings):
         return wording.oscillation_finding(v)
-    if sustained_rise(st):
-        return wording.diverging_finding([v])
     if not learned(st, settings):
         return wording.oscillation_finding(v) if swinging_without_learning(v, settings) else wording.not_learning_finding(v)
     if st.recent.direction == FALLING:
@@ -238,10 +238,10 @@ def table_finding(train: View, val: View, settings: Settings, chance: Optional[C
     t, w = train.stats, val.stats
     if chance is not None:
         return wording.not_learning_finding(train, val, chance=chance)
+    if sustained_rise(t):  # a climb that swings on the way is still a climb
+        return wording.diverging_finding([train, val] if sustained_rise(w) else [train])
     if oscillating(t, settings):
         return wording.oscillation_finding(train)
-    if sustained_rise(t):
-        return wording.diverging_finding([train, val] if sustained_rise(w) else [train])
     if not learned(t, settings) and not learned(w, settings):
         # Too high a learning rate keeps the curves bouncing; "validation jumps around" counts
         # as much as a swinging smoothed training curve. A dead network sits still.

@@ -215,12 +215,20 @@ def not_learning_finding(train: View, val: Optional[View] = None, chance: Option
             f"{fmt_step(st.first_step)} to {fmt_step(st.final_step)}: its best improvement "
             f"({fmt(st.improvement)}) is within its own noise."
         )
+    specific = ()
+    if chance is not None and st.start > 2.0 * chance.value:
+        # It started far above chance and fell to it: it collapsed, it did not stay dead.
+        specific = (
+            f"The {train.name} started at {fmt(train.value(st.start))}, far above chance, then collapsed "
+            f"to it: too high a learning rate is the usual cause; lower it (try /10).",
+        )
     return _finding(
         "not_learning", views,
         f"{train.name.capitalize()} {'is at chance level' if chance else 'has not moved since the start'}",
         summary,
         st.first_step, (st.first_step, st.final_step),
         evidence,
+        specific=specific,
         # At chance, two readings agreed; otherwise the points the flat curve rests on.
         confidence=strength(10.0 if chance else 3.0, st.finite_points),
     )

@@ -126,3 +126,10 @@ def test_an_evaluation_metric_without_a_split_word_gets_no_role():
     groups = group_series([series("r", "metrics/mAP50(B)"), series("r", "bbox/AP"), series("r", "loss")])
     roles = {c.series.tag: c.role for g in groups for c in g.curves}
     assert roles == {"metrics/mAP50(B)": "", "bbox/AP": "", "loss": "train"}
+
+
+def test_add_hparams_timestamp_folder_belongs_to_its_run():
+    """`SummaryWriter.add_hparams` writes `RUN/<time.time()>`: part of RUN, not a run group."""
+    assert split_of_run("exp0/1796192711.021009", ("hparam/val_loss",)) == ("exp0", "", 0)
+    assert split_of_run("exp0/1796192711", ()) == ("exp0", "", 0)
+    assert split_of_run("exp0/42", ()) == ("exp0/42", "", 0)  # a short number is a run name

@@ -83,12 +83,13 @@ def test_keras_sweep_high_learning_rates_fail(demo_report):
     epoch 1, SGD climbs 1.35 -> 1.64 and stays; lr 0.001 and 0.01 fall steadily (Adam 0.01:
     1.03 -> 0.108, flat from epoch 5; SGD 0.001: 1.63 -> 1.38, still falling)."""
     sweep = demo_report["sweep"]
-    split = finding(sweep, "All 4 runs with lr >= 0.3 failed (blowup, oscillation, overfitting); "
+    split = finding(sweep, "All 4 runs with lr >= 0.3 failed (blowup, not_learning, oscillation); "
                            "none of the 4 with lr <= 0.01 did.")
     assert sorted(split["matching"]) == [KERAS[i] for i in (2, 3, 6, 7)]
     assert sorted(split["runs"]) == KERAS and split["confounded_with"] == []
     outcome = {r["run"]: r["outcome"] for r in sweep["runs"]}
-    assert [outcome[KERAS[i]] for i in (2, 6, 7)] == ["oscillation", "oscillation", "blowup"]
+    # lr 1.0 with Adam: 22.9 at epoch 0, then 1.65 with accuracy 0.19 on 5 classes: chance.
+    assert [outcome[KERAS[i]] for i in (2, 3, 6, 7)] == ["oscillation", "not_learning", "oscillation", "blowup"]
     assert all(outcome[KERAS[i]] in ("still_learning", "converged") for i in (0, 1, 4, 5))
 
 
@@ -112,9 +113,10 @@ def test_torch_sweep_records_come_from_the_add_hparams_folder(demo_report):
         assert runs[run]["hparam_sources"]["peak_lr"] == "lr_curve"  # the logged `lr` curve
     sweep = demo_report["sweep"]
     in_sweep = {r["run"] for r in sweep["runs"]}
-    # add_hparams' RUN/<time.time()> folders (its metric scalar) are records, not runs.
+    # add_hparams' RUN/<time.time()> folders (its record and metric scalar) belong to their run:
+    # no run group of their own, in the sweep or out of it.
     children = [r for r in runs if r.startswith("torch_warmup_peak/") and r.count("/") == 2]
-    assert len(children) == 9 and not in_sweep & set(children)
+    assert children == [] and in_sweep >= set(TORCH)
     # The curve's peak only echoes the recorded lr: not a separate column.
     torch_family = next(f for f in sweep["families"] if f["name"] == "torch_warmup_peak/")
     assert torch_family["hyperparameters"] == ["lr", "seed"]

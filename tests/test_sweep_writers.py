@@ -87,9 +87,9 @@ def test_pytorch_add_hparams(tmp_path, reader):
         runs.append(f"exp{i}")
     rep = report(tmp_path, reader)
     check_lr_split(rep, runs)
-    # The timestamped folders add_hparams wrote are records, not runs of the sweep.
-    children = [r["run"] for r in rep["runs"] if r["run"].count("/") == 1]
-    assert children and not set(children) & {r["run"] for r in rep["sweep"]["runs"]}
+    # The timestamped folders add_hparams wrote belong to their runs: no run group of their own.
+    assert [r["run"] for r in rep["runs"] if r["run"].count("/") == 1] == []
+    assert set(runs) <= {r["run"] for r in rep["sweep"]["runs"]}
 
 
 @pytest.mark.parametrize("reader", ["server", "python"])

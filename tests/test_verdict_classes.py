@@ -314,3 +314,17 @@ def test_confidence_grows_with_the_evidence():
 
 def epochs_noise(curve, seed, noise, steps):
     return curve + noise * np.random.default_rng(seed).standard_normal(steps.size)
+
+
+def test_a_loss_that_exploded_then_sat_at_chance_is_not_learning_with_the_reason():
+    """Keras, learning rate far too high: the first epoch's loss is 22.9, then it sits at 1.65
+    with accuracy 0.19 on 5 classes (a constant guess, ln 5 = 1.609 or worse): chance, not a
+    converged or overfitting run; the advice points at the learning rate, not at raising it."""
+    rng = np.random.default_rng(0)
+    loss = np.r_[22.93, 1.572 + 0.08 * rng.random(19)]
+    acc = np.r_[0.24, 0.187 + 0.01 * rng.random(19)]
+    val = 1.55 + 0.1 * rng.random(20)
+    run = verdict(keras_pair(loss, val, np.arange(20)) + keras_pair(acc, acc, np.arange(20), tag="epoch_accuracy"))
+    finding = next(f for f in run["findings"] if f["code"] == "not_learning")
+    assert finding["evidence"]["chance_level"]["classes"] == 5
+    assert "lower it" in finding["advice"][0]
