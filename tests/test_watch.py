@@ -197,3 +197,20 @@ def test_bad_arguments_exit_2(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "tb_lossdoctor", *args], capture_output=True, text=True,
                               timeout=60, cwd=ROOT)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr)
+
+
+def test_ctrl_c_exits_cleanly_with_a_summary(tmp_path):
+    import signal
+
+    SimpleValueWriter(tmp_path / "a").add("loss", decaying(30)).close()
+    proc = _start_watch(tmp_path, "python")
+    try:
+        first = proc.stdout.readline()
+        assert " a " in f" {first} ", first
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "followed" in out and "1 ok" in out and "Traceback" not in err
