@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from tb_lossdoctor.codes import EVENTS
@@ -52,7 +52,6 @@ class _State:
     events: frozenset
     candidate: Optional[str] = None
     candidate_seen: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def data_key(run: dict) -> tuple:
