@@ -15,7 +15,6 @@ request whose report is already cached never waits.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -226,10 +225,10 @@ class ReportCache:
         """Build one report outside the lock; publish it to the waiters and the cache."""
         cacheable = False
         try:
-            body, cacheable = self._build(provider, ctx, eid, groups, sample_limit)
+            report, cacheable = self._build(provider, ctx, eid, groups, sample_limit)
             from tb_lossdoctor.engine import add_sweep
 
-            report = add_sweep(json.loads(body), hparams)  # across the groups diagnosed one by one
+            report = add_sweep(report, hparams)  # across the groups diagnosed one by one
             if file_problems:
                 report["problems"] = list(report.get("problems", [])) + list(file_problems)
             body = report_mod.dumps(report)
@@ -247,7 +246,7 @@ class ReportCache:
 
     # -- building -----------------------------------------------------------------------------
 
-    def _build(self, provider, ctx, eid, groups, sample_limit) -> Tuple[str, bool]:
+    def _build(self, provider, ctx, eid, groups, sample_limit) -> Tuple[dict, bool]:
         results: Dict[str, _GroupResult] = {}
         stale: Dict[str, dict] = {}
         previous: Dict[str, _GroupResult] = {}
@@ -333,7 +332,7 @@ class ReportCache:
         rep.setdefault("sampled", any(s.sampled for s in series))
         return rep
 
-    def _build_together(self, provider, ctx, eid, groups, sample_limit) -> str:
+    def _build_together(self, provider, ctx, eid, groups, sample_limit) -> dict:
         members = {}
         for _, (_, m) in groups.items():
             for r, tags in m.items():
@@ -355,13 +354,14 @@ class ReportCache:
             logger.error("lossdoctor: the engine fails on an empty experiment", exc_info=True)
             return {"runs": [], "problems": [], "sampled": False}
 
-    def _assemble(self, parts, sample_limit) -> str:
+    def _assemble(self, parts, sample_limit) -> dict:
+        """The report of the groups' parts (serialised once, by the caller, when complete)."""
         merged = merge_reports(parts, self._skeleton())
         out = {"version": report_mod.REPORT_VERSION, "generated_at": report_mod.utc_now()}
         out.update(merged)
         if out["sampled"] and sample_limit:
             out["sampling"] = {"limit": int(sample_limit), "hint": SAMPLING_HINT}
-        return report_mod.dumps(out)
+        return out
 
 
 def _batches(names: List[str], members: Dict[str, dict], max_runs: int):
