@@ -34,7 +34,10 @@ TAB_NAME = "Diagnosis"
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
 # Query parameters `report` accepts; anything else is a 400.
-REPORT_PARAMS = frozenset({"run"})
+REPORT_PARAMS = frozenset({"run", "partial"})
+# With `partial=1` (the tab), a report still being built after this long is answered with the
+# run groups diagnosed so far; the build goes on and the tab asks again.
+PARTIAL_AFTER_SECONDS = 3.0
 SERIES_PARAMS = frozenset({"run", "tag"})
 MAX_CHART_POINTS = 20_000
 # The logdir listing (for empty or unreadable event files) is redone this often, off the
@@ -218,6 +221,9 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
             run = values[0]
             if not run or len(run) > MAX_PARAM_LENGTH or "\x00" in run or not run.isprintable():
                 return _json_error(request, "`run` must name a run group", 400)
+        partial = args.getlist("partial")
+        if partial not in ([], ["1"]):
+            return _json_error(request, "`partial` takes the value 1, once", 400)
         if self._data_provider is None:
             return _json_error(request, "this TensorBoard has no data provider", 503)
         try:
@@ -233,6 +239,7 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
                 run=run,
                 sample_limit=report_cache.sample_limit_from_hints(self._sampling_hints),
                 file_problems=self._file_scan.problems(),
+                partial_after=PARTIAL_AFTER_SECONDS if partial else None,
             )
         except tb_errors.PublicError as exc:  # messages written for users (404, 503)
             return _json_error(request, str(exc), exc.http_code)

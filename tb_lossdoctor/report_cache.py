@@ -136,12 +136,13 @@ def merge_reports(parts: List[dict], skeleton: dict) -> dict:
 class _Build:
     """A report being built by one thread; others asking for the same key wait on it."""
 
-    __slots__ = ("done", "body", "error")
+    __slots__ = ("done", "body", "error", "progress")
 
     def __init__(self):
         self.done = threading.Event()
         self.body: Optional[str] = None
         self.error: Optional[BaseException] = None
+        self.progress: Dict[str, "_GroupResult"] = {}  # groups diagnosed so far (under the lock)
 
 
 class ReportCache:
@@ -177,11 +178,15 @@ class ReportCache:
         run: Optional[str] = None,
         sample_limit: Optional[int] = DEFAULT_SCALAR_SAMPLES,
         file_problems: Sequence[dict] = (),
+        partial_after: Optional[float] = None,
     ) -> str:
         """The report as JSON text. Raises `UnknownRunGroup` or `ReportUnavailable`.
 
         `file_problems` are what the logdir's listing showed to be unusable (empty or unreadable
         event files); the data provider skips those silently, so the plugin passes them in.
+        With `partial_after` (seconds), a report still being built after that long is answered
+        with the run groups diagnosed so far and a `pending` count (never cached); the build
+        goes on in the background and a later request gets the whole report.
         """
         try:
             listing = provider_reader.list_scalar_tags(provider, ctx, experiment_id) or {}
@@ -211,21 +216,41 @@ class ReportCache:
                 mine = build is None
                 if mine:
                     build = self._building[full_key] = _Build()
+            args = (build, full_key, provider, ctx, experiment_id, groups, sample_limit, file_problems, hparams)
+            if mine and partial_after is None:
+                return self._build_report(*args)
             if mine:
-                return self._build_report(build, full_key, provider, ctx, experiment_id, groups,
-                                          sample_limit, file_problems, hparams)
-            build.done.wait()
+                threading.Thread(target=self._build_in_background, args=args, daemon=True,
+                                 name="lossdoctor-report").start()
+            if not build.done.wait(partial_after):
+                return self._partial(build, groups, sample_limit)
             if build.error is not None:
                 raise build.error
             if build.body is not None:
                 return build.body
+
+    def _build_in_background(self, *args) -> None:
+        try:
+            self._build_report(*args)
+        except BaseException:  # kept in the build for the requests waiting on it
+            logger.debug("lossdoctor: background report build failed", exc_info=True)
+
+    def _partial(self, build: _Build, groups: dict, sample_limit) -> str:
+        """The groups diagnosed so far, worst first, and how many are still pending."""
+        with self._lock:
+            progress = dict(build.progress)
+        report = self._assemble([progress[name].parts for name in sorted(progress)], sample_limit)
+        pending = sorted(set(groups) - set(progress))
+        report["pending"] = {"count": len(pending), "runs": pending[:1000]}
+        report["sweep"] = None  # across runs: once every run is diagnosed
+        return report_mod.dumps(report)
 
     def _build_report(self, build, full_key, provider, ctx, eid, groups, sample_limit, file_problems,
                       hparams=None) -> str:
         """Build one report outside the lock; publish it to the waiters and the cache."""
         cacheable = False
         try:
-            report, cacheable = self._build(provider, ctx, eid, groups, sample_limit)
+            report, cacheable = self._build(provider, ctx, eid, groups, sample_limit, build)
             from tb_lossdoctor.engine import add_sweep
 
             report = add_sweep(report, hparams)  # across the groups diagnosed one by one
@@ -246,7 +271,7 @@ class ReportCache:
 
     # -- building -----------------------------------------------------------------------------
 
-    def _build(self, provider, ctx, eid, groups, sample_limit) -> Tuple[dict, bool]:
+    def _build(self, provider, ctx, eid, groups, sample_limit, build: Optional[_Build] = None) -> Tuple[dict, bool]:
         results: Dict[str, _GroupResult] = {}
         stale: Dict[str, dict] = {}
         previous: Dict[str, _GroupResult] = {}
@@ -260,6 +285,9 @@ class ReportCache:
                 stale[name] = members
                 if cached is not None:
                     previous[name] = cached[1]
+        if build is not None:
+            with self._lock:
+                build.progress.update(results)
 
         extra_problems: List[dict] = []
         cacheable = True
@@ -285,6 +313,8 @@ class ReportCache:
                 results[name] = result
                 with self._lock:
                     self._groups.put((eid, name), (groups[name][0], result))
+                    if build is not None:
+                        build.progress[name] = result
             del series
         if stale and not results:
             raise ReportUnavailable("could not read the experiment's scalars (TensorBoard's log says why)")

@@ -226,6 +226,8 @@ def test_diagnosis_tab_end_to_end(browser, tensorboard_server):
         page.goto(base + "/#lossdoctor", wait_until="domcontentloaded")
         frame = plugin_frame(page)
         frame.wait_for_function("/diagnosed/.test(document.querySelector('.ld-summary').textContent)")
+        # A partial first answer (runs still being diagnosed) is followed by the whole report.
+        frame.wait_for_function("() => { const n = document.querySelector('.ld-pending-note'); return !n || n.hidden; }")
         summary = frame.locator(".ld-summary").inner_text()
         assert re.search(r"\d+ runs? diagnosed", summary), summary
         # Accessibility: no live region that speaks at every poll or keystroke, and a focus ring

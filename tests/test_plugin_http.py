@@ -776,3 +776,28 @@ def test_a_poll_with_nothing_new_ships_no_report(apps, kind):
     assert again.status_code == 304 and again.get_data() == b""
     other = tb.client.get(tb.prefix + BASE + "/report", headers={"If-None-Match": '"stale"'})
     assert other.status_code == 200 and json.loads(other.get_data(as_text=True))["runs"]
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_a_slow_cold_report_answers_with_what_is_diagnosed_so_far(apps, kind, monkeypatch):
+    """With partial=1 (the tab), a report whose build is stuck answers after a few seconds with
+    the run groups diagnosed so far and how many are pending; the build goes on, and once it
+    finishes the whole report is served. Without `partial`, a request waits for the whole report."""
+    monkeypatch.setattr(plugin_mod, "PARTIAL_AFTER_SECONDS", 0.5)
+    tb = apps[kind]
+    fresh(tb)
+    tb.provider.reading.clear()
+    tb.provider.gate = threading.Event()
+    try:
+        first = tb.report("partial=1")
+        assert first.status_code == 200
+        rep = json.loads(first.get_data(as_text=True))
+        assert rep["pending"]["count"] > 0 and rep["sweep"] is None
+        assert len(rep["runs"]) + rep["pending"]["count"] >= 1
+    finally:
+        tb.provider.gate.set()
+        tb.provider.gate = None
+    full = wait_until(lambda: (lambda r: r if "pending" not in r else None)(
+        json.loads(tb.report("partial=1").get_data(as_text=True))), timeout=60)
+    assert full and full["runs"] and "pending" not in full
+    assert tb.report("partial=2").status_code == 400

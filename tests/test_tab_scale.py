@@ -9,6 +9,7 @@ benchmarks/ measures). Times are printed, never asserted.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -61,5 +62,23 @@ def test_ten_thousand_run_groups(browser, dev_server):  # noqa: F811 (fixture)
         page.wait_for_function(f"() => document.querySelectorAll('.ld-card').length > {rendered}", timeout=20_000)
         print(f"\n10,000 groups: first card {first_card:.2f} s, {rendered} cards rendered, "
               f"filter to one group {filtered:.2f} s")
+    finally:
+        page.close()
+
+
+def test_runs_still_being_diagnosed_say_so_then_fill_in(browser, dev_server):  # noqa: F811 (fixture)
+    """A partial first answer (the plugin's `partial=1` on a large logdir): the tab says how many
+    runs are still being diagnosed, shows their cards as such, and asks again soon."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(dev_server + "/m/pending/")
+        note = page.locator(".ld-pending-note")
+        note.wait_for(state="visible", timeout=60_000)
+        assert re.search(r"Diagnosing \d+ more runs?", note.inner_text()), note.inner_text()
+        assert page.locator(".ld-card .ld-badge", has_text="Diagnosing").count() > 0
+        assert "diagnosed" in page.locator(".ld-summary").inner_text()
+        # The next poll (2 s later) brings the whole report: no pending card is left.
+        page.wait_for_function("() => document.querySelector('.ld-pending-note').hidden", timeout=20_000)
+        assert page.locator(".ld-card .ld-badge", has_text="Diagnosing").count() == 0
     finally:
         page.close()

@@ -1,7 +1,7 @@
 """Dev server for the Diagnosis tab: mimics TensorBoard's iframe page and the plugin routes.
 
     python3 frontend/dev/serve.py [--port 8765]
-    open http://127.0.0.1:8765/m/demo/   (modes: demo empty unrecognised trainonly scale noseries error)
+    open http://127.0.0.1:8765/m/demo/   (modes: demo empty unrecognised trainonly scale noseries error live pending)
 """
 from __future__ import annotations
 
@@ -70,6 +70,15 @@ class Handler(BaseHTTPRequestHandler):
                 for g in r["runs"]:
                     for s in g["series"]:
                         s["points"] += REPORTS["n"]
+                return self.send(200, json.dumps(r), "application/json")
+            if mode == "pending":  # a first, partial answer (runs still being diagnosed), then the whole report
+                REPORTS["pending_n"] = REPORTS.get("pending_n", 0) + 1
+                r = fake.report("demo")
+                if REPORTS["pending_n"] == 1:
+                    waiting = [g["run"] for g in r["runs"][len(r["runs"]) // 2:]]
+                    r["runs"] = r["runs"][: len(r["runs"]) // 2]
+                    r["pending"] = {"count": len(waiting), "runs": waiting}
+                    r["sweep"] = None
                 return self.send(200, json.dumps(r), "application/json")
             if mode not in REPORTS:
                 REPORTS[mode] = json.dumps(fake.report("demo" if mode == "noseries" else mode))

@@ -9,6 +9,7 @@ import { SweepPanel, type RunSelection, type Sweep } from "./sweep";
 
 const CHUNK = 50;
 const POLL_MS = 30_000;
+const PENDING_POLL_MS = 2_000; // while some runs are still being diagnosed
 
 export const RECOGNISED_NAMES = [
   "loss", "val_loss", "epoch_loss", "Loss/train", "Loss/val", "train_loss", "valid_loss",
@@ -39,6 +40,8 @@ export class App {
   private summary: HTMLParagraphElement;
   private fetchError: HTMLDivElement;
   private sampledNote: HTMLDivElement;
+  private pendingNote: HTMLDivElement;
+  private pendingTimer = 0;
   private trainOnlyNote: HTMLDivElement;
   private problems: HTMLDetailsElement;
   private problemsSummary: HTMLElement;
@@ -79,6 +82,7 @@ export class App {
     this.summary = h("p", { class: "ld-summary", "aria-live": "polite" });
     this.fetchError = h("div", { class: "ld-notice ld-error-box", role: "alert", hidden: true });
     this.sampledNote = h("div", { class: "ld-notice", hidden: true });
+    this.pendingNote = h("div", { class: "ld-notice ld-pending-note", hidden: true });
     this.trainOnlyNote = h(
       "div",
       { class: "ld-notice", hidden: true },
@@ -161,6 +165,7 @@ export class App {
       h("div", { class: "ld-header" }, h("h1", { class: "ld-title" }, "Training diagnosis"), h("div", { class: "ld-meta" }, this.updated, this.refreshBtn)),
       this.summary,
       this.fetchError,
+      this.pendingNote,
       this.sampledNote,
       this.trainOnlyNote,
       this.problems,
@@ -232,21 +237,32 @@ export class App {
   }
 
   private setReport(report: Report): void {
+    const pending = report.pending?.count ?? 0;
+    this.pendingNote.hidden = pending === 0;
+    window.clearTimeout(this.pendingTimer);
+    if (pending > 0) {
+      setText(this.pendingNote, `Diagnosing ${plural(pending, "more run")}: the cards below are the runs diagnosed so far, worst first.`);
+      this.pendingTimer = window.setTimeout(() => void this.refresh(), PENDING_POLL_MS);
+      // Cards for the runs still being diagnosed say so (the first ones; all of them are counted above).
+      const waiting = (report.pending?.runs ?? []).slice(0, CHUNK).map((run) => ({ run, status: "pending", findings: [], series: [] }));
+      report = { ...report, runs: [...(report.runs ?? []), ...waiting] };
+    }
     this.report = report;
     const runs = Array.isArray(report.runs) ? report.runs : [];
-    this.noteChanges(runs);
+    const diagnosed = runs.filter((r) => r.status !== "pending");
+    this.noteChanges(diagnosed);
     // summary
     const counts = { error: 0, warning: 0, ok: 0 };
-    for (const r of runs) {
+    for (const r of diagnosed) {
       if (r.status === "error") counts.error++;
       else if (r.status === "warning") counts.warning++;
       else counts.ok++;
     }
     const attention = counts.error + counts.warning;
-    if (runs.length === 0) {
+    if (diagnosed.length === 0) {
       this.summary.replaceChildren("No run diagnosed yet.");
     } else {
-      const parts: Array<Node | string> = [h("span", { class: "ld-count" }, plural(runs.length, "run")), " diagnosed · "];
+      const parts: Array<Node | string> = [h("span", { class: "ld-count" }, plural(diagnosed.length, "run")), " diagnosed · "];
       if (attention === 0) parts.push("none needs attention.");
       else {
         parts.push(h("span", { class: "ld-count" }, `${fmtInt(attention)} need${attention === 1 ? "s" : ""} attention`), ": ");

@@ -9,7 +9,7 @@ import type { Finding, RunGroup } from "./types";
 let uid = 0;
 const nextId = (p: string) => `ld-${p}-${++uid}`;
 
-const STATUS_TEXT: Record<string, string> = { ok: "Healthy", info: "Info", warning: "Warning", error: "Error" };
+const STATUS_TEXT: Record<string, string> = { ok: "Healthy", info: "Info", warning: "Warning", error: "Error", pending: "Diagnosing…" };
 
 export function badge(sev: string, text?: string): HTMLSpanElement {
   const s = sev in STATUS_TEXT ? sev : "info";

@@ -48,6 +48,7 @@ export interface Report {
   problems?: Problem[];
   sampled?: boolean;
   sampling?: { limit?: number; hint?: string }; // the plugin's per-tag point budget in force
+  pending?: { count: number; runs?: string[] }; // run groups still being diagnosed (partial report)
   // Optional extras the UI uses when present (not yet in the v1 contract):
   ignored?: Array<{ run?: string; tag?: string } | string>; // scalar tags seen but not recognised
 }
