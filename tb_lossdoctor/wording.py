@@ -80,16 +80,12 @@ def nan_finding(v: View) -> Finding:
             else " and never recovered."
         )
     lo = st.last_finite_step if st.last_finite_step is not None else step
-    return Finding(
-        code="nan",
-        severity="error",
-        title=f"{v.name.capitalize()} became {kind} at step {fmt_step(step)}",
-        summary=summary,
-        metric=v.metric,
-        tags=[v.tag],
-        step=step,
-        step_range=(lo, step),
-        evidence={
+    return _finding(
+        "nan", [v],
+        f"{v.name.capitalize()} became {kind} at step {fmt_step(step)}",
+        summary,
+        step, (lo, step),
+        {
             "first_nonfinite_step": step,
             "first_nonfinite_value": st.first_nonfinite_value,
             "last_finite_step": st.last_finite_step,
@@ -97,8 +93,7 @@ def nan_finding(v: View) -> Finding:
             "nonfinite_fraction": round(st.nonfinite_fraction, 4),
             "recovered": st.recovered_after_nonfinite,
         },
-        advice=advice_for("nan"),
-        confidence=0.99,
+        confidence=0.99,  # an observed fact, not an inference
     )
 
 
@@ -118,18 +113,13 @@ def blowup_finding(v: View, facts: dict, group: RunGroup) -> Finding:
         f"jumped to {fmt(v.value(st.end))} by step {fmt_step(jump_to)} and stayed there"
         f"{lr_note}."
     )
-    return Finding(
-        code="blowup",
-        severity="error",
-        title=f"{v.name.capitalize()} blew up at step {fmt_step(jump_to)}",
-        summary=summary,
-        metric=v.metric,
-        tags=[v.tag],
-        step=int(jump_to),
-        step_range=(int(jump_from), int(jump_to)),
-        evidence=evidence,
-        advice=advice_for(
-            "blowup",
+    return _finding(
+        "blowup", [v],
+        f"{v.name.capitalize()} blew up at step {fmt_step(jump_to)}",
+        summary,
+        jump_to, (jump_from, jump_to),
+        evidence,
+        specific=(
             f"Restart from the checkpoint at or before step {fmt_step(st.best_step)} with a lower learning rate.",
         ),
         confidence=strength(_z(rise, st.noise), int((st.bin_steps >= jump_to).sum())),
@@ -167,20 +157,14 @@ def spikes_finding(v: View, before: Optional[int] = None) -> Optional[Finding]:
         return None
     worst = max(spikes, key=lambda s: s[1])
     steps = [s for s, _ in spikes]
-    return Finding(
-        code="spikes",
-        severity="warning",
-        title=f"{len(spikes)} spike{'s' if len(spikes) > 1 else ''} in the {v.name}",
-        summary=(
-            f"The {v.name} jumped {fmt(worst[1])} above its local level at step "
-            f"{fmt_step(worst[0])} and came back; {len(spikes)} such spike(s) in all."
-        ),
-        metric=v.metric,
-        tags=[v.tag],
-        step=worst[0],
-        step_range=(min(steps), max(steps)),
-        evidence={"spike_steps": steps[:20], "largest_spike": worst[1], "count": len(spikes)},
-        advice=advice_for("spikes", f"Inspect the batch at step {fmt_step(worst[0])} first."),
+    return _finding(
+        "spikes", [v],
+        f"{len(spikes)} spike{'s' if len(spikes) > 1 else ''} in the {v.name}",
+        f"The {v.name} jumped {fmt(worst[1])} above its local level at step "
+        f"{fmt_step(worst[0])} and came back; {len(spikes)} such spike(s) in all.",
+        worst[0], (min(steps), max(steps)),
+        {"spike_steps": steps[:20], "largest_spike": worst[1], "count": len(spikes)},
+        specific=(f"Inspect the batch at step {fmt_step(worst[0])} first.",),
         confidence=strength(_z(worst[1], v.stats.noise), len(spikes) + 2),
     )
 
