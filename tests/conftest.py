@@ -121,3 +121,20 @@ def wait_until(predicate, timeout=20.0, interval=0.1):
         if time.monotonic() > deadline:
             return None
         time.sleep(interval)
+
+
+def cli_report(log_dir):
+    """`lossdoctor LOG_DIR --format json`, run as a user would, after training."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "tb_lossdoctor", str(log_dir), "--format", "json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode in (0, 1), out.stderr
+    return json.loads(out.stdout)
+
+
+def stop_lines(capsys):
+    """The one-line reports a training callback printed when it stopped a run."""
+    return [line for line in capsys.readouterr().out.splitlines() if line.startswith("lossdoctor:")]

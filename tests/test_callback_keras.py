@@ -4,11 +4,8 @@ alone, and writes its verdict as a TensorBoard text summary."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,6 +20,7 @@ from tensorboard.util import tensor_util  # noqa: E402
 from tb_lossdoctor import diagnose_history  # noqa: E402
 from tb_lossdoctor.callbacks.keras import TEXT_TAG, LossDoctorCallback  # noqa: E402
 from tb_lossdoctor.history import verdict  # noqa: E402
+from conftest import cli_report, stop_lines  # noqa: E402
 from training_tasks import spirals_task, teacher_task  # noqa: E402
 
 ALL_STOPS = ("nan", "blowup", "diverging", "overfitting")
@@ -61,18 +59,6 @@ def verdict_texts(log_dir):
     acc.Reload()
     assert acc.SummaryMetadata(TEXT_TAG).plugin_data.plugin_name == "text"
     return {e.step: tensor_util.make_ndarray(e.tensor_proto).item().decode() for e in acc.Tensors(TEXT_TAG)}
-
-
-def cli_report(log_dir):
-    """`lossdoctor LOG_DIR --format json`, run as a user would, after training."""
-    out = subprocess.run([sys.executable, "-m", "tb_lossdoctor", str(log_dir), "--format", "json"],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode in (0, 1), out.stderr
-    return json.loads(out.stdout)
-
-
-def stop_lines(capsys):
-    return [line for line in capsys.readouterr().out.splitlines() if line.startswith("lossdoctor:")]
 
 
 # --- the runs --------------------------------------------------------------------------------

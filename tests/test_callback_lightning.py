@@ -6,10 +6,7 @@ Skipped when torch or Lightning is not installed (`pip install -e ".[lightning]"
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 
 import pytest
 
@@ -23,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from tb_lossdoctor.callbacks.lightning import TEXT_TAG, LossDoctorCallback  # noqa: E402
 from tb_lossdoctor.history import verdict  # noqa: E402
+from conftest import cli_report, stop_lines  # noqa: E402
 from training_tasks import spirals_task, teacher_task  # noqa: E402
 
 ALL_STOPS = ("nan", "blowup", "diverging", "overfitting")
@@ -82,18 +80,6 @@ def logged(log_dir):
     [tag] = [t for t in acc.Tags()["tensors"] if t.startswith(TEXT_TAG)]
     texts = {e.step: tensor_util.make_ndarray(e.tensor_proto).item().decode() for e in acc.Tensors(tag)}
     return scalars, texts
-
-
-def cli_report(log_dir):
-    """`lossdoctor LOG_DIR --format json`, run as a user would, after training."""
-    out = subprocess.run([sys.executable, "-m", "tb_lossdoctor", str(log_dir), "--format", "json"],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode in (0, 1), out.stderr
-    return json.loads(out.stdout)
-
-
-def stop_lines(capsys):
-    return [line for line in capsys.readouterr().out.splitlines() if line.startswith("lossdoctor:")]
 
 
 def test_stops_on_the_overflowing_softmax(tmp_path, capsys):
