@@ -277,7 +277,7 @@ def table_finding(train: View, val: View, settings: Settings, chance: Optional[C
             return wording.slow_finding(train, val)
         return wording.still_learning_finding([train, val])
     # Validation flat: training may still creep down, but held-out results stopped improving.
-    return plateau_or_converged([train, val], settings)
+    return plateau_or_converged([train, val], settings, training_falls=td == FALLING)
 
 
 def shared_window(t: CurveStats, w: CurveStats, settings: Settings) -> float:
@@ -381,7 +381,7 @@ def is_linear(st: CurveStats, settings: Settings) -> bool:
     return average_rate > 0 and recent_rate >= settings.slow_linearity * average_rate
 
 
-def plateau_or_converged(views: List[View], settings: Settings) -> Finding:
+def plateau_or_converged(views: List[View], settings: Settings, training_falls: bool = False) -> Finding:
     """Flat after learning: a plateau only with evidence that the level is poor (the loss
     judged on held-out data closed under `plateau_gain` of its way to its floor); otherwise
     converged, whatever the floor of the loss may be."""
@@ -389,4 +389,4 @@ def plateau_or_converged(views: List[View], settings: Settings) -> Finding:
     closed = gap_closed(judged)
     if closed is not None and closed < settings.plateau_gain:
         return wording.plateau_finding(views, judged, closed)
-    return wording.converged_finding(views)
+    return wording.converged_finding(views, training_falls)

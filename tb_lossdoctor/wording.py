@@ -377,13 +377,22 @@ def plateau_finding(views: List[View], judged: View, closed: float) -> Finding:
     )
 
 
-def converged_finding(views: List[View]) -> Finding:
+def converged_finding(views: List[View], training_falls: bool = False) -> Finding:
+    """Flat after learning. `training_falls`: training still falls significantly over the
+    window where validation did not follow, so only validation is said to have flattened."""
     v = views[0]
     st = v.stats
-    summary = f"The {v.name} flattened at {fmt(v.value(st.end))} after improving from {fmt(v.value(st.start))}"
-    if len(views) > 1:
+    ends = f"at {fmt(v.value(st.end))} after improving from {fmt(v.value(st.start))}"
+    if len(views) > 1 and training_falls:
         w = views[1]
-        summary += f"; the {w.name} at {fmt(w.value(w.stats.end))} (from {fmt(w.value(w.stats.start))})"
+        summary = (f"The {w.name} flattened at {fmt(w.value(w.stats.end))} (from {fmt(w.value(w.stats.start))}); "
+                   f"the {v.name} still creeps down, to {fmt(v.value(st.end))}, without it")
+    elif len(views) > 1:
+        w = views[1]
+        summary = (f"The {v.name} flattened {ends}; the {w.name} at {fmt(w.value(w.stats.end))} "
+                   f"(from {fmt(w.value(w.stats.start))})")
+    else:
+        summary = f"The {v.name} flattened {ends}"
     return _finding(
         "converged", views,
         "Converged",

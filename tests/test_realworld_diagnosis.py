@@ -153,3 +153,22 @@ def test_spikes_before_the_nan_are_real_spikes(reports, realworld_dir):
         around = [by_step[s] for s in steps[max(0, i - 5): i + 6] if s != step]
         assert by_step[step] > 5 * float(np.median(around)), (step, by_step[step], around)
     assert spikes["step"] < next(f for f in run["findings"] if f["code"] == "nan")["step"]
+
+
+def test_converged_never_says_a_falling_training_curve_flattened(reports, realworld_dir):
+    """tf_hw06_L2's training loss falls at every one of its last six epochs (read here from the
+    raw log), while validation stopped following it: the sentence may say validation
+    flattened, never that training did."""
+    from tensorboard.backend.event_processing import event_accumulator
+    import tensorflow as tf
+
+    acc = event_accumulator.EventAccumulator(str(realworld_dir / "tf_hw06_L2" / "train"),
+                                             size_guidance={"tensors": 0})
+    acc.Reload()
+    train = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("loss")]
+    assert all(b < a for a, b in zip(train[-6:], train[-5:]))  # the premise, from the raw log
+    (run,) = reports["tf_hw06_L2"]["runs"]
+    summary = run["findings"][-1]["summary"]
+    assert "training loss flattened" not in summary
+    if run["verdict"] == "converged":
+        assert "validation loss flattened" in summary and "training loss still creeps down" in summary
