@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reader", choices=("auto", "server", "python"), default="auto",
                    help="auto: TensorBoard's data server, falling back to the Python reader for a "
                    "local logdir; s3:// is always read by TensorBoard's Python reader")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="processes that diagnose run groups (default: one per available core, "
+                   "up to 5; only logdirs of hundreds of runs are split)")
     return p
 
 
@@ -100,11 +103,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     except re.error as exc:
         return _fail(f"invalid --run regular expression {args.run!r}: {exc}")
 
+    if args.jobs is not None and args.jobs < 1:
+        return _fail(f"--jobs must be at least 1, not {args.jobs}")
+    from tb_lossdoctor.parallel import GroupPool
+
+    # Forked now, before the reader starts gRPC's threads. In-process callers (argv given) keep
+    # their process to themselves unless they ask for --jobs.
+    workers = None if args.jobs is None and argv is None else (args.jobs or 1) - 1
+    with GroupPool(workers) as pool:
+        return _diagnose_and_print(args, argv, run_re, pool)
+
+
+def _diagnose_and_print(args, argv, run_re, pool) -> int:
     from tb_lossdoctor import formatting, markdown_view
     from tb_lossdoctor.engine import diagnose
     from tb_lossdoctor.readers.data_server import DataServerError
     from tb_lossdoctor.readers.logdir import LogdirError, read_logdir
-    from tb_lossdoctor.report import dumps
+    from tb_lossdoctor.report import dumps_lines
 
     try:
         # As a program (argv from the command line) the Python reader may skip importing
@@ -130,14 +145,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                     if not p.get("run") or run_re.search(group_key(p["run"], tags.get(p["run"], ())))]
         if not series:
             return _fail(f"no run group matches --run {args.run!r}")
-    report = diagnose(series, problems=problems, hparams=info.get("hparams"))
+    report = diagnose(series, problems=problems, hparams=info.get("hparams"), pool=pool)
     if not any(run.get("series") for run in report.get("runs", [])):
         if run_re is not None:
             return _fail(f"no run group matching --run {args.run!r} has a recognised training metric")
         return _fail(f"no recognised training metrics (loss, accuracy, ...) in {args.logdir}")
 
     if args.format == "json":
-        text = dumps(report, indent=2) + "\n"
+        text = dumps_lines(report) + "\n"
     elif args.format == "markdown":
         text = markdown_view.render_markdown(report, info=info)
     else:

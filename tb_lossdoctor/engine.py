@@ -25,6 +25,7 @@ def diagnose(
     *,
     problems: Optional[List[dict]] = None,
     hparams: Optional[Mapping[str, Mapping]] = None,
+    pool=None,
 ) -> dict:
     """Diagnose every run group found in `series` and return the JSON-ready report.
 
@@ -34,16 +35,23 @@ def diagnose(
     `problems` lists what a reader could not use ({run, tag, reason}); they are carried into the
     report so nothing is dropped silently. Groups with no recognised metric are left out of
     `runs` and listed under `ignored` instead.
+
+    `pool` (a `parallel.GroupPool`) spreads the run groups over several processes; the report
+    is the same.
     """
     settings = settings or Settings()
     series = list(series)
     problems = list(problems or [])
-    runs, ignored = [], []
+    groups, ignored = [], []
     for group in group_series(series):
-        if not group.pairs:
+        if group.pairs:
+            groups.append(group)
+        else:
             ignored.extend({"run": s.run, "tag": s.tag} for s in group.ignored)
-            continue
-        runs.append(diagnose_run_group(group, settings, problems))
+    if pool is not None:
+        runs = pool.diagnose_groups(groups, settings, problems)
+    else:
+        runs = [diagnose_run_group(group, settings, problems) for group in groups]
     return add_sweep({
         "version": REPORT_VERSION,
         "generated_at": utc_now(),

@@ -341,3 +341,78 @@ def test_the_logdir_itself_is_named_after_its_folder(tmp_path, capsys):
     SimpleValueWriter(tmp_path / "resnet_sweep").add("loss", decaying(30)).close()
     code, out, _ = run_cli(capsys, tmp_path / "resnet_sweep")
     assert code == 0 and "resnet_sweep (the logdir itself)" in out
+
+
+def test_json_has_one_line_per_run_and_is_the_engines_report(logdir, capsys):
+    """The CLI's JSON layout: one line per run entry (greppable), the same data as the engine's
+    report serialised by json.dumps."""
+    from tb_lossdoctor.engine import diagnose
+    from tb_lossdoctor.readers.logdir import read_logdir
+
+    code, out, err = run_cli(capsys, logdir, "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    run_lines = [line for line in out.splitlines() if line.startswith('    {"run": ')]
+    assert [json.loads(line.rstrip(","))["run"] for line in run_lines] == [r["run"] for r in report["runs"]]
+    series, problems, info = read_logdir(str(logdir))
+    direct = json.loads(json.dumps(diagnose(series, problems=problems, hparams=info.get("hparams")),
+                                   default=str))
+    for r in (report, direct):
+        r.pop("generated_at")
+    assert report == direct
+
+
+@pytest.fixture(scope="module")
+def many_runs(tmp_path_factory):
+    """400 small runs (simple_value, TensorBoard's EventFileWriter): enough for --jobs to split
+    the run groups between processes. Every fifth one has a NaN, every seventh overfits."""
+    root = tmp_path_factory.mktemp("many")
+    for i in range(400):
+        train = decaying(40, noise=0.02, seed=i)
+        val = [v + 0.1 for v in decaying(40, noise=0.02, seed=1000 + i)]
+        if i % 7 == 0:
+            val = val[:20] + [val[19] + 0.03 * k for k in range(1, 21)]
+        if i % 5 == 0:
+            train = train[:30] + [float("nan")] * 10
+        write_simple(root / f"run{i:03d}", {"train/loss": train, "val/loss": val})
+    return root
+
+
+def test_jobs_split_the_work_and_change_nothing(many_runs):
+    """`--jobs 2` (a forked worker diagnoses half of the run groups) gives the same report as
+    `--jobs 1`, in the same order, and every run is there."""
+    def report(jobs):
+        proc = subprocess.run(
+            [sys.executable, "-m", "tb_lossdoctor", str(many_runs), "--format", "json", "--jobs", str(jobs)],
+            capture_output=True, text=True, timeout=300, env=dict(os.environ, NO_COLOR="1"),
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        out.pop("generated_at")
+        return out
+
+    one, two = report(1), report(2)
+    assert len(one["runs"]) == 400
+    assert one == two
+    verdicts = {r["run"]: r["status"] for r in one["runs"]}
+    assert all(verdicts[f"run{i:03d}"] == "error" for i in range(0, 400, 5))  # the NaN runs
+
+
+def test_jobs_must_be_positive(logdir, capsys):
+    code, _, err = run_cli(capsys, logdir, "--jobs", "0")
+    assert code == 2 and "--jobs" in err
+
+
+def test_group_pool_sends_work_to_its_worker(many_runs):
+    from tb_lossdoctor.engine import diagnose
+    from tb_lossdoctor.parallel import GroupPool
+    from tb_lossdoctor.readers.logdir import read_logdir
+
+    series, problems, _ = read_logdir(str(many_runs))
+    alone = diagnose(series, problems=problems)
+    with GroupPool(1) as pool:
+        shared = diagnose(series, problems=problems, pool=pool)
+        assert pool.sent == 200  # half of the 400 groups went to the worker
+    for r in (alone, shared):
+        r.pop("generated_at")
+    assert alone == shared

@@ -70,7 +70,21 @@ class DataServerError(RuntimeError):
 
 
 def server_binary_path() -> str:
-    """Path of TensorBoard's data server binary, or raise `DataServerError`."""
+    """Path of TensorBoard's data server binary, or raise `DataServerError`.
+
+    Found as TensorBoard's `server_ingester.get_server_binary` finds it; in the common case (no
+    TENSORBOARD_DATA_SERVER_BINARY override, the `tensorboard_data_server` package installed) it
+    asks that package directly, without importing TensorBoard's gRPC client first: the server
+    starts loading a fifth of a second sooner, and the client is imported while it loads."""
+    if not os.environ.get("TENSORBOARD_DATA_SERVER_BINARY"):
+        try:
+            import tensorboard_data_server
+
+            path = tensorboard_data_server.server_binary()
+        except Exception:  # not installed, or no binary for this platform: ask TensorBoard
+            path = None
+        if path and os.path.isfile(path):
+            return path
     try:
         from tensorboard.data import server_ingester
 
@@ -169,6 +183,11 @@ class DataServer:
         except OSError as exc:
             raise DataServerError(f"cannot start the data server: {exc}", unavailable=True) from exc
 
+        # TensorBoard's gRPC client takes a fifth of a second to import: do it while the server
+        # loads (in its own process), not after.
+        from tensorboard.data import server_ingester
+        from tensorboard.util import grpc_util
+
         deadline = start + self.timeout
         port = None
         while True:
@@ -193,10 +212,6 @@ class DataServer:
                 )
             time.sleep(0.01)
         self.load_seconds = time.monotonic() - start
-
-        from tensorboard.data import server_ingester
-        from tensorboard.util import grpc_util
-
         ingester = server_ingester.ExistingServerDataIngester(
             "localhost:%d" % port, channel_creds_type=grpc_util.ChannelCredsType.LOCAL
         )

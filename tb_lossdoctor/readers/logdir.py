@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from typing import Iterable, List, Optional, Tuple
 
@@ -73,6 +74,8 @@ def read_logdir(
     if reader in ("auto", "server"):
         from tb_lossdoctor.readers import data_server
 
+        # The filesystem listing runs while the server loads (its process, its core).
+        files = _Background(list_run_files, logdir)
         try:
             series, problems, dropped = data_server.read_logdir(logdir, hparams_out=hparams)
         except data_server.DataServerError as exc:
@@ -89,7 +92,8 @@ def read_logdir(
                     logdir, reader, series, problems, dropped, info, avoid_tensorflow
                 )
             info["seconds"] = round(time.monotonic() - start, 3)
-            return series, problems + scan_problems(logdir, series, problems, record_runs=hparams), info
+            return series, problems + scan_problems(logdir, series, problems, record_runs=hparams,
+                                                    listing=files.result()), info
     from tb_lossdoctor.readers import event_files
 
     start = time.monotonic()
@@ -101,26 +105,37 @@ def read_logdir(
 MAX_SCAN_PROBLEMS = 50
 
 
-def scan_problems(
-    logdir: str,
-    series: List[Series],
-    problems: List[dict],
-    *,
-    include_unread: bool = True,
-    max_files: Optional[int] = None,
-    record_runs: Iterable[str] = (),
-) -> List[dict]:
-    """What the readers skip without a word, found by listing a local logdir (no parsing):
-    empty event files, event files that cannot be opened, and (with `include_unread`) run
-    folders with event files from which no scalar was read (and that no other problem names).
-    With `max_files`, the listing stops after that many event files. `record_runs` hold HParams
-    records (a Keras `hp.KerasCallback` folder holds nothing else): not unread."""
+class _Background:
+    """`function(*args)` on a daemon thread; `result()` waits and returns it (or raises)."""
+
+    def __init__(self, function, *args):
+        self._result, self._error = None, None
+        self._thread = threading.Thread(target=self._run, args=(function, args), daemon=True,
+                                        name="lossdoctor-listing")
+        self._thread.start()
+
+    def _run(self, function, args):
+        try:
+            self._result = function(*args)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def list_run_files(logdir: str, max_files: Optional[int] = None) -> List[Tuple[str, List[str]]]:
+    """[(run, [what is wrong with its event files])] for every folder of a local logdir holding
+    event files: empty files and files that cannot be opened (no parsing). With `max_files`,
+    the listing stops after that many event files. Reads only the filesystem, so it can run in
+    a thread while a reader loads."""
     if is_url(logdir):
         return []
     top = os.fsencode(logdir)
-    read_runs = {s.run for s in series}
-    named = {p.get("run") for p in problems if p.get("run")} | set(record_runs)
-    out: List[dict] = []
+    out: List[Tuple[str, List[str]]] = []
     seen = set()
     examined = 0
     for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
@@ -138,21 +153,45 @@ def scan_problems(
         rel = os.path.relpath(dirpath, top)
         run = "." if rel == b"." else os.fsdecode(rel).replace(os.sep, "/")
         run = run.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        found = []
-        for f in files:
-            path = os.path.join(dirpath, f)
-            shown = os.fsdecode(f).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            try:
-                size = os.stat(path).st_size
-                with open(path, "rb") as fh:
-                    fh.read(1)
-            except OSError as exc:
-                found.append(f"cannot read event file {shown}: {exc.strerror or exc}")
-                continue
-            if size == 0:
-                found.append(f"empty event file {shown} (0 bytes)")
+        out.append((run, [reason for reason in map(_file_problem, [os.path.join(dirpath, f) for f in files])
+                          if reason]))
+    return out
+
+
+def _file_problem(path: bytes) -> Optional[str]:
+    shown = os.fsdecode(os.path.basename(path)).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    try:
+        size = os.stat(path).st_size
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        return f"cannot read event file {shown}: {exc.strerror or exc}"
+    return f"empty event file {shown} (0 bytes)" if size == 0 else None
+
+
+def scan_problems(
+    logdir: str,
+    series: List[Series],
+    problems: List[dict],
+    *,
+    include_unread: bool = True,
+    max_files: Optional[int] = None,
+    record_runs: Iterable[str] = (),
+    listing: Optional[List[Tuple[str, List[str]]]] = None,
+) -> List[dict]:
+    """What the readers skip without a word, found by listing a local logdir (no parsing):
+    empty event files, event files that cannot be opened, and (with `include_unread`) run
+    folders with event files from which no scalar was read (and that no other problem names).
+    `listing` is `list_run_files`' answer when the caller already has it. `record_runs` hold
+    HParams records (a Keras `hp.KerasCallback` folder holds nothing else): not unread."""
+    if listing is None:
+        listing = list_run_files(logdir, max_files)
+    read_runs = {s.run for s in series}
+    named = {p.get("run") for p in problems if p.get("run")} | set(record_runs)
+    out: List[dict] = []
+    for run, found in listing:
         if include_unread and run not in read_runs and run not in named and not found:
-            found.append("no scalar was read from this run's event files")
+            found = ["no scalar was read from this run's event files"]
         out.extend({"run": run, "tag": "", "reason": reason} for reason in found)
     if len(out) > MAX_SCAN_PROBLEMS:
         extra = len(out) - MAX_SCAN_PROBLEMS
