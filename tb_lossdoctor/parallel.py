@@ -10,9 +10,11 @@ core, there is no pool and the caller diagnoses in-process.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from typing import List, Optional, Sequence, Tuple
 
 # Below this many groups per process, pickling the series to a worker costs about what it saves.
@@ -21,6 +23,8 @@ MIN_GROUPS_PER_PROCESS = 150
 # working alone for long, large enough that per-task overhead stays negligible.
 CHUNK_GROUPS = 250
 MAX_WORKERS = 4
+
+logger = logging.getLogger(__name__)
 
 
 def available_cores() -> int:
@@ -56,7 +60,9 @@ class GroupPool:
         workers = default_workers() if workers is None else max(0, int(workers))
         self._pool = None
         if workers and sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-            self._pool = multiprocessing.get_context("fork").Pool(workers, initializer=_warm_up)
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=_warm_up)
+            self._pool.submit(_warm_up)  # forks the workers now, not at the first real task
         self.workers = workers if self._pool is not None else 0
         self.sent = 0  # run groups diagnosed by the workers so far (for logs and tests)
 
@@ -69,8 +75,7 @@ class GroupPool:
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def diagnose_groups(self, groups: Sequence, settings, problems: List[dict]) -> List[dict]:
         """Report entries of `groups`, in their order; failures are appended to `problems` as
@@ -82,16 +87,20 @@ class GroupPool:
             return [diagnose_run_group(g, settings, problems) for g in groups]
         # The workers take the first share, in chunks; this process diagnoses the rest meanwhile.
         shared = len(groups) * self.workers // processes
-        tasks = [
-            self._pool.apply_async(_diagnose_chunk, (groups[i : min(i + CHUNK_GROUPS, shared)], settings))
-            for i in range(0, shared, CHUNK_GROUPS)
-        ]
+        chunks = [groups[i : min(i + CHUNK_GROUPS, shared)] for i in range(0, shared, CHUNK_GROUPS)]
+        tasks = [self._pool.submit(_diagnose_chunk, chunk, settings) for chunk in chunks]
         self.sent += shared
         own_problems: List[dict] = []
         own = [diagnose_run_group(g, settings, own_problems) for g in groups[shared:]]
         entries: List[dict] = []
-        for task in tasks:
-            chunk_entries, chunk_problems = task.get()
+        for chunk, task in zip(chunks, tasks):
+            try:
+                chunk_entries, chunk_problems = task.result()
+            except Exception:  # a worker died (out of memory, killed): do its share here
+                # (the executor reports a dead worker as BrokenProcessPool, it never hangs)
+                logger.warning("a worker process failed; diagnosing its run groups in-process", exc_info=True)
+                chunk_problems = []
+                chunk_entries = [diagnose_run_group(g, settings, chunk_problems) for g in chunk]
             entries.extend(chunk_entries)
             problems.extend(chunk_problems)
         problems.extend(own_problems)

@@ -416,3 +416,24 @@ def test_group_pool_sends_work_to_its_worker(many_runs):
     for r in (alone, shared):
         r.pop("generated_at")
     assert alone == shared
+
+
+def _die_in_worker(groups, settings):
+    os._exit(3)  # as a worker killed by the OOM killer would
+
+
+def test_a_dead_worker_loses_nothing(many_runs, monkeypatch):
+    """A worker that dies mid-task: its run groups are diagnosed in-process, the report is whole."""
+    from tb_lossdoctor import parallel
+    from tb_lossdoctor.engine import diagnose
+    from tb_lossdoctor.readers.logdir import read_logdir
+
+    series, problems, _ = read_logdir(str(many_runs))
+    alone = diagnose(series, problems=problems)
+    monkeypatch.setattr(parallel, "_diagnose_chunk", _die_in_worker)
+    with parallel.GroupPool(1) as pool:
+        shared = diagnose(series, problems=problems, pool=pool)
+        assert pool.sent == 200
+    for r in (alone, shared):
+        r.pop("generated_at")
+    assert alone == shared
