@@ -124,7 +124,10 @@ def _diagnose_and_print(args, argv, run_re, pool) -> int:
     try:
         # As a program (argv from the command line) the Python reader may skip importing
         # TensorFlow; an in-process caller passing argv keeps its TensorBoard state untouched.
-        series, problems, info = read_logdir(args.logdir, args.reader, avoid_tensorflow=argv is None)
+        # Run groups start being diagnosed by the workers while later batches are read.
+        prefetch = pool.prefetch if pool.workers and run_re is None else None
+        series, problems, info = read_logdir(args.logdir, args.reader, avoid_tensorflow=argv is None,
+                                             on_batch=prefetch)
     except LogdirError as exc:
         return _fail(str(exc))
     except DataServerError as exc:

@@ -6,6 +6,10 @@ when the pool is created, which the CLI does before its reader starts any thread
 each worker is a copy of a small single-threaded process; they import the engine while the
 reader waits for TensorBoard's data server. Only "fork" is used (Linux): elsewhere, or with one
 core, there is no pool and the caller diagnoses in-process.
+
+While the reader is still reading, `prefetch` hands each batch's run groups to the workers; the
+engine's `diagnose` later takes a prefetched result only for a group made of exactly the same
+series (a group split across two read batches is simply diagnosed again, whole).
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ import logging
 import multiprocessing
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from typing import List, Optional, Sequence, Tuple
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Dict, List, Optional, Sequence, Tuple
 
 # Below this many groups per process, pickling the series to a worker costs about what it saves.
 MIN_GROUPS_PER_PROCESS = 150
 # Groups per task sent to a worker: small enough that the last task does not leave one process
 # working alone for long, large enough that per-task overhead stays negligible.
-CHUNK_GROUPS = 250
+CHUNK_GROUPS = 100
 MAX_WORKERS = 4
 
 logger = logging.getLogger(__name__)
@@ -45,12 +49,35 @@ def _warm_up() -> None:
     import tb_lossdoctor.engine  # noqa: F401
 
 
-def _diagnose_chunk(groups, settings) -> Tuple[List[dict], List[dict]]:
+def _diagnose_chunk(groups, settings) -> List[Tuple[dict, List[dict]]]:
+    """A worker's task."""
+    return _diagnose_all(groups, settings)
+
+
+def _diagnose_all(groups, settings) -> List[Tuple[dict, List[dict]]]:
+    """(report entry, problems it added) of each group."""
     from tb_lossdoctor.engine import diagnose_run_group
 
-    problems: List[dict] = []
-    entries = [diagnose_run_group(group, settings, problems) for group in groups]
-    return entries, problems
+    out = []
+    for group in groups:
+        problems: List[dict] = []
+        out.append((diagnose_run_group(group, settings, problems), problems))
+    return out
+
+
+def _signature(group) -> tuple:
+    """A group's name and the identity of every series in it (valid in this process only)."""
+    members = [c.series for c in group.curves] + list(group.ignored)
+    if group.learning_rate is not None:
+        members.append(group.learning_rate)
+    return (group.name, tuple(sorted(id(s) for s in members)))
+
+
+class _Task:
+    __slots__ = ("groups", "future")
+
+    def __init__(self, groups: list, future: Future):
+        self.groups, self.future = groups, future
 
 
 class GroupPool:
@@ -58,13 +85,16 @@ class GroupPool:
 
     def __init__(self, workers: Optional[int] = None):
         workers = default_workers() if workers is None else max(0, int(workers))
-        self._pool = None
+        self._pool: Optional[ProcessPoolExecutor] = None
         if workers and sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
             self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                              initializer=_warm_up)
             self._pool.submit(_warm_up)  # forks the workers now, not at the first real task
         self.workers = workers if self._pool is not None else 0
-        self.sent = 0  # run groups diagnosed by the workers so far (for logs and tests)
+        self.sent = 0  # run groups diagnosed by the workers (for logs and tests)
+        self._tasks: List[_Task] = []
+        self._prefetched: Dict[tuple, Tuple[_Task, int]] = {}  # signature -> (task, index in it)
+        self._settings = None
 
     def __enter__(self) -> "GroupPool":
         return self
@@ -77,31 +107,91 @@ class GroupPool:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    # -- while reading ----------------------------------------------------------------------
+
+    def prefetch(self, series: Sequence, settings=None) -> None:
+        """Start diagnosing the run groups of one read batch (a callback for the reader)."""
+        if self._pool is None:
+            return
+        from tb_lossdoctor.grouping import group_series
+        from tb_lossdoctor.settings import Settings
+
+        settings = settings or Settings()
+        if self._settings is not None and settings != self._settings:
+            return
+        self._settings = settings
+        ordered = sorted(series, key=lambda s: (s.run, s.tag))  # as the engine will see them
+        groups = [g for g in group_series(ordered) if g.pairs]
+        for start in range(0, len(groups), CHUNK_GROUPS):
+            self._submit(groups[start : start + CHUNK_GROUPS], settings)
+
+    def _submit(self, groups: list, settings) -> None:
+        task = _Task(groups, self._pool.submit(_diagnose_chunk, groups, settings))
+        self._tasks.append(task)
+        for index, group in enumerate(groups):
+            self._prefetched[_signature(group)] = (task, index)
+
+    # -- the engine's call ------------------------------------------------------------------
+
     def diagnose_groups(self, groups: Sequence, settings, problems: List[dict]) -> List[dict]:
         """Report entries of `groups`, in their order; failures are appended to `problems` as
-        the in-process engine does. Falls back to in-process work for a few groups."""
+        the in-process engine does."""
+        if self._pool is None:
+            return self._here(groups, settings, problems)
+        if self._settings is not None and settings != self._settings:  # prefetched for others
+            self._tasks, self._prefetched = [], {}
+            return self._here(groups, settings, problems)
+        if not self._tasks and len(groups) >= MIN_GROUPS_PER_PROCESS * 2:
+            # Nothing prefetched (another reader): the workers take the first share.
+            shared = len(groups) * self.workers // (self.workers + 1)
+            for start in range(0, shared, CHUNK_GROUPS):
+                self._submit(list(groups[start : min(start + CHUNK_GROUPS, shared)]), settings)
+        # First what no worker has: this process's own share (and groups a batch split).
+        found = [self._prefetched.get(_signature(group)) for group in groups]
+        results: List[Optional[tuple]] = [None] * len(groups)
+        for i, group in enumerate(groups):
+            if found[i] is None:
+                added: List[dict] = []
+                results[i] = (self._here_one(group, settings, added), added)
+        # Then tasks no worker has started yet are taken back, from the last one, so this
+        # process and the workers stay busy until the end.
+        for task in reversed(self._tasks):
+            if task.future.cancel():
+                task.future = _done(_diagnose_all(task.groups, settings))
+        for i, where in enumerate(found):
+            if where is not None:
+                results[i] = self._result(*where, settings)
+        self.sent += sum(len(t.groups) for t in self._tasks if not getattr(t.future, "local", False))
+        self._tasks, self._prefetched = [], {}
+        for _, added in results:
+            problems.extend(added)
+        return [entry for entry, _ in results]
+
+    def _result(self, task: _Task, index: int, settings):
+        try:
+            return task.future.result()[index]
+        except Exception:  # a worker died (out of memory, killed): do its share here
+            # (the executor reports a dead worker as BrokenProcessPool, it never hangs)
+            logger.warning("a worker process failed; diagnosing its run groups in-process", exc_info=True)
+            task.future = _done(_diagnose_all(task.groups, settings))
+            return task.future.result()[index]
+
+    @staticmethod
+    def _here(groups, settings, problems) -> List[dict]:
         from tb_lossdoctor.engine import diagnose_run_group
 
-        processes = self.workers + 1
-        if self._pool is None or len(groups) < MIN_GROUPS_PER_PROCESS * 2:
-            return [diagnose_run_group(g, settings, problems) for g in groups]
-        # The workers take the first share, in chunks; this process diagnoses the rest meanwhile.
-        shared = len(groups) * self.workers // processes
-        chunks = [groups[i : min(i + CHUNK_GROUPS, shared)] for i in range(0, shared, CHUNK_GROUPS)]
-        tasks = [self._pool.submit(_diagnose_chunk, chunk, settings) for chunk in chunks]
-        self.sent += shared
-        own_problems: List[dict] = []
-        own = [diagnose_run_group(g, settings, own_problems) for g in groups[shared:]]
-        entries: List[dict] = []
-        for chunk, task in zip(chunks, tasks):
-            try:
-                chunk_entries, chunk_problems = task.result()
-            except Exception:  # a worker died (out of memory, killed): do its share here
-                # (the executor reports a dead worker as BrokenProcessPool, it never hangs)
-                logger.warning("a worker process failed; diagnosing its run groups in-process", exc_info=True)
-                chunk_problems = []
-                chunk_entries = [diagnose_run_group(g, settings, chunk_problems) for g in chunk]
-            entries.extend(chunk_entries)
-            problems.extend(chunk_problems)
-        problems.extend(own_problems)
-        return entries + own
+        return [diagnose_run_group(g, settings, problems) for g in groups]
+
+    @staticmethod
+    def _here_one(group, settings, problems) -> dict:
+        from tb_lossdoctor.engine import diagnose_run_group
+
+        return diagnose_run_group(group, settings, problems)
+
+
+def _done(value) -> Future:
+    """A future already holding `value` (work done in this process)."""
+    future: Future = Future()
+    future.local = True  # type: ignore[attr-defined]
+    future.set_result(value)
+    return future

@@ -254,7 +254,8 @@ def _read(path: str) -> str:
 
 
 def read_logdir(
-    logdir: str, *, timeout: float = DEFAULT_TIMEOUT, hparams_out: Optional[dict] = None
+    logdir: str, *, timeout: float = DEFAULT_TIMEOUT, hparams_out: Optional[dict] = None,
+    on_batch=None,
 ) -> Tuple[List[Series], List[dict], List[Tuple[str, str]]]:
     """All scalar series of `logdir` via the data server.
 
@@ -263,6 +264,7 @@ def read_logdir(
     (float64 scalars, for one); the caller re-reads those runs with the Python reader.
     Raises `DataServerError` when the server cannot be used (the caller falls back).
     `hparams_out`, when given, is filled with the HParams records ({run: {name: value}}).
+    `on_batch`: see `provider.read_series`.
     """
     import grpc
     from tensorboard import context as tb_context
@@ -271,7 +273,7 @@ def read_logdir(
 
     with DataServer(logdir, timeout=timeout) as server:
         try:
-            series, problems = read_series(server.provider, tb_context.RequestContext(), "")
+            series, problems = read_series(server.provider, tb_context.RequestContext(), "", on_batch=on_batch)
         except grpc.RpcError as exc:
             raise DataServerError(f"reading from the data server failed: {exc}") from exc
         problems = list(problems) + _log_problems(server.log_text())

@@ -41,7 +41,7 @@ def check_logdir(logdir: str) -> None:
 
 
 def read_logdir(
-    logdir: str, reader: str = "auto", *, avoid_tensorflow: bool = False
+    logdir: str, reader: str = "auto", *, avoid_tensorflow: bool = False, on_batch=None
 ) -> Tuple[List[Series], List[dict], dict]:
     """Read every scalar series under `logdir`.
 
@@ -54,6 +54,7 @@ def read_logdir(
     not, "python_runs": runs the Python reader re-read because the server returned no points
     for some of their tags, "hparams": the HParams records found, {run: {name: value}}}.
     `avoid_tensorflow`: see `event_files.read_logdir` (the CLI sets it when run as a program).
+    `on_batch(series)` is called with each batch the data server returns, as it arrives.
     Raises `LogdirError` for an unusable logdir, and `DataServerError` when reader="server" fails
     or when the server ran and failed on a remote logdir (gs://...) in "auto" mode.
     """
@@ -77,7 +78,7 @@ def read_logdir(
         # The filesystem listing runs while the server loads (its process, its core).
         files = _Background(list_run_files, logdir)
         try:
-            series, problems, dropped = data_server.read_logdir(logdir, hparams_out=hparams)
+            series, problems, dropped = data_server.read_logdir(logdir, hparams_out=hparams, on_batch=on_batch)
         except data_server.DataServerError as exc:
             if reader == "server" or (is_url(logdir) and not exc.unavailable):
                 # A remote logdir the server tried and failed on (gs:// offline, no

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from operator import attrgetter
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 from tensorboard.data import provider as tb_provider
@@ -42,12 +42,15 @@ def read_series(
     tags: Optional[List[str]] = None,
     downsample: int = NO_DOWNSAMPLING,
     sample_limit: Optional[int] = None,
+    on_batch: Optional[Callable[[List[Series]], None]] = None,
 ) -> Tuple[List[Series], List[dict]]:
     """Read scalars (`read_scalars` requests of `READ_BATCH_RUNS` runs) into `Series`.
 
     `sample_limit` is the per-tag point budget the provider was loaded with (TensorBoard's
     `--samples_per_plugin scalars=N`, 1,000 by default): a series holding exactly that many points
-    is marked as sampled. Returns the series and a list of problems ({run, tag, reason}).
+    is marked as sampled. `on_batch` is called with each batch's series as soon as it is read
+    (the CLI starts diagnosing while the next batch is read). Returns the series and a list of
+    problems ({run, tag, reason}).
     """
     runs = _all_runs(provider, ctx, experiment_id) if runs is None else list(runs)
     series: List[Series] = []
@@ -59,13 +62,17 @@ def read_series(
         columns = _data_server_columns(provider, experiment_id, rtf, downsample)
         if columns is None:
             columns = _provider_columns(provider, ctx, experiment_id, rtf, downsample)
+        batch: List[Series] = []
         for run, tag, steps, values, walls in columns:
             try:
                 sampled = bool(sample_limit) and steps.size >= sample_limit
-                series.append(make_series(run, tag, steps, values, walls, sampled=sampled))
+                batch.append(make_series(run, tag, steps, values, walls, sampled=sampled))
             except (TypeError, ValueError, OverflowError) as exc:
                 problems.append({"run": run, "tag": tag, "reason": f"unreadable points: {exc}"})
         del columns
+        series.extend(batch)
+        if on_batch is not None:
+            on_batch([s for s in batch if len(s)])
     series.sort(key=lambda s: (s.run, s.tag))
     return series, problems
 
