@@ -320,18 +320,20 @@ def run_diverging(out):
 
 
 def run_nan_softmax(out):
-    """Hand-written softmax cross-entropy (exp overflows) + ReLU net + too-high SGD learning rate.
+    """Hand-written softmax cross-entropy (exp overflows) + a learning rate that keeps rising.
 
-    The 20-feature teacher task with one raw, unscaled, heavy-tailed (log-normal) feature. With
-    lr=0.09 one large activation makes exp() overflow and every weight turns NaN; the same model
-    at lr=0.03 trains fine. Custom loop with tf.summary; RUN/train and RUN/validation writers,
-    tag `loss`, global step.
+    An LR range test gone wrong: SGD (momentum 0.9) on the 20-feature teacher task, a 2x256 ReLU
+    net, the learning rate multiplied by 10 every 200 steps from 1e-3 (1e3 at step 1,200), no
+    gradient clipping, and a hand-written `exp(z) / sum(exp(z))` cross-entropy without the
+    max-subtraction. The NaN is certain, and comes after finite points, by construction: at
+    first the rate is tiny and the inputs standardised, so the logits stay of order 1 and the
+    loss is finite and falls; nothing bounds the logits while the rate grows 10x every 200 steps,
+    so one update moves them past float32's exp range (exp(z) = inf for z > 88.7; inf/inf is
+    NaN), and from then on every weight is NaN. Custom loop with tf.summary; RUN/train and
+    RUN/validation writers, tag `loss` (and `learning_rate` on train), global step.
     """
     seed_all(18)
     (x_tr, y_tr), (x_va, y_va) = teacher_task(6400, 1500, seed=1)
-    rng = np.random.RandomState(7)
-    x_tr[:, 0] = np.exp(1.5 * rng.normal(0, 1, len(x_tr)))
-    x_va[:, 0] = np.exp(1.5 * rng.normal(0, 1, len(x_va)))
 
     def naive_softmax_ce(y, z):
         p = tf.exp(z) / tf.reduce_sum(tf.exp(z), axis=1, keepdims=True)  # no max-subtraction
@@ -339,11 +341,13 @@ def run_nan_softmax(out):
 
     seed_all(1)
     model = mlp([256, 256])
-    opt = keras.optimizers.SGD(0.09, momentum=0.9)
+    # ExponentialDecay with a rate above 1 grows: lr = 1e-3 * 10 ** (step / 200).
+    sched = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=200, decay_rate=10.0)
+    opt = keras.optimizers.SGD(sched, momentum=0.9)
     step, evaluate = make_step(model, opt, naive_softmax_ce)
     w_tr = tf.summary.create_file_writer(os.path.join(out, "train"))
     w_va = tf.summary.create_file_writer(os.path.join(out, "validation"))
-    rng = np.random.RandomState(0)
+    rng = np.random.RandomState(SEED_OFFSET)
     gstep = 0
     for epoch in range(12):
         for xb, yb in batches(x_tr, y_tr, 64, rng):
@@ -352,6 +356,7 @@ def run_nan_softmax(out):
             if gstep % 5 == 0:
                 with w_tr.as_default():
                     tf.summary.scalar("loss", loss, step=gstep)
+                    tf.summary.scalar("learning_rate", float(sched(gstep)), step=gstep)
         with w_va.as_default():
             tf.summary.scalar("loss", float(evaluate(x_va, y_va)), step=gstep)
     w_tr.close()
@@ -393,11 +398,12 @@ def run_blowup(out):
 
 
 def _torch_style_loop(out, *, seed, widths, optimizer, epochs, val_every, log_every,
-                      tag_train="Loss/train", tag_val="Loss/val", lightning=False):
+                      tag_train="Loss/train", tag_val="Loss/val", lightning=False,
+                      activation="relu"):
     """Per-step training loss and periodic validation, written the PyTorch way."""
     (x_tr, y_tr), (x_va, y_va) = spirals_task(SPIRAL_TRAIN, 1500, seed=5)
     seed_all(seed)
-    model = spiral_mlp(widths)
+    model = spiral_mlp(widths, activation=activation)
     step, evaluate = make_step(model, optimizer, stable_ce)
     writer = TorchStyleWriter(out)
     rng = np.random.RandomState(seed + SEED_OFFSET)
@@ -429,11 +435,38 @@ def run_healthy_torchstyle(out):
                       epochs=30, val_every=100, log_every=5)
 
 
+class TriangularCyclicLR(keras.optimizers.schedules.LearningRateSchedule):
+    """Smith's triangular cyclical learning rate (torch's `CyclicLR(mode="triangular")`,
+    tensorflow-addons' `TriangularCyclicalLearningRate`): from `base` up to `peak` over
+    `step_size` steps and back down over as many, again and again."""
+
+    def __init__(self, base, peak, step_size):
+        self.base, self.peak, self.step_size = base, peak, step_size
+
+    def __call__(self, step):
+        cycle = tf.floor(1.0 + tf.cast(step, tf.float32) / (2.0 * self.step_size))
+        x = tf.abs(tf.cast(step, tf.float32) / self.step_size - 2.0 * cycle + 1.0)
+        return self.base + (self.peak - self.base) * tf.maximum(0.0, 1.0 - x)
+
+    def get_config(self):
+        return {"base": self.base, "peak": self.peak, "step_size": self.step_size}
+
+
 def run_oscillation(out):
-    """PyTorch Lightning style: plain SGD with lr=2.0, the loss swings with no downward trend."""
-    _torch_style_loop(out, seed=22, widths=(128, 128), optimizer=keras.optimizers.SGD(2.0),
-                      epochs=20, val_every=100, log_every=5, tag_train="train_loss",
-                      tag_val="val_loss", lightning=True)
+    """PyTorch Lightning style: a cyclical learning rate whose peak is far too high.
+
+    SGD with a triangular cyclical rate from 0.05 up to 4.0 and back every 2 epochs (step size
+    100 steps): each cycle the rising rate throws the loss back up and the falling one lets it
+    come down, so it swings around a level below chance (ln 5) and never settles. By
+    construction: the swing follows the schedule, not chance; LeakyReLU units cannot die, so a
+    peak never collapses the network to a constant guess at ln 5; gradient clipping (global norm
+    1) bounds every update, so the weights cannot run away and the loss cannot climb for good.
+    """
+    optimizer = keras.optimizers.SGD(TriangularCyclicLR(0.05, 4.0, step_size=100),
+                                     global_clipnorm=1.0)
+    _torch_style_loop(out, seed=22, widths=(128, 128), activation="leaky_relu",
+                      optimizer=optimizer, epochs=20, val_every=100, log_every=5,
+                      tag_train="train_loss", tag_val="val_loss", lightning=True)
 
 
 # --------------------------------------------------------------------------------------------
