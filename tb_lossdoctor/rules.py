@@ -310,7 +310,10 @@ def val_regression(train: View, val: View, settings: Settings) -> Optional[dict]
         return None
     level = median(values[-min(settings.patience, n_after):])
     rise = level - w.best
-    gained = max(w.improvement, w.value_range if w.improvement <= 0 else 0.0)
+    # What the rise is measured against: what the model gained, the larger of the two curves'
+    # improvements (same metric, same units). Validation's own small gain or range would make a
+    # flat, quiet curve's smallest drift (0.1% of its level) look like a regression.
+    gained = max(t.improvement, w.improvement)
     if rise < settings.regression_min * gained or not beyond_chance(val, values, rise, sparse, settings):
         return None
     return {"rise": rise, "level": level, "evaluations_after_best": n_after,

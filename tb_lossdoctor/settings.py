@@ -49,7 +49,8 @@ class Settings:
     """... and at least this fraction of the curve's whole range, to count as a trend."""
     regression_min: float = 0.05
     """Validation has "risen since its best" when it gave back at least this fraction of what
-    it had gained (a twentieth: small next to the gain, the noise test below does the rest)..."""
+    the model gained (the larger of the two curves' improvements, same units: a twentieth, small
+    next to the gain; the noise test below does the rest)..."""
     regression_noise: float = 3.0
     """... and its level since then stands this many noise units above the best (the best of
     many noisy points lies about 2 units low by chance alone), or it climbs significantly..."""
