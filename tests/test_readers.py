@@ -323,7 +323,7 @@ def test_data_server_columnar_read_equals_tensorboards_read_scalars():
     ctx = tb_context.RequestContext()
     with data_server.DataServer(str(demo)) as server:
         for rtf in (tb_provider.RunTagFilter(), tb_provider.RunTagFilter(runs=["healthy/train"], tags=["epoch_loss"])):
-            fast = reader._data_server_columns(server.provider, "", rtf, reader.NO_DOWNSAMPLING)
+            fast = reader._columns_of(reader._data_server_request(server.provider, "", rtf, reader.NO_DOWNSAMPLING).result())
             slow = list(reader._provider_columns(server.provider, ctx, "", rtf, reader.NO_DOWNSAMPLING))
             assert fast is not None and len(fast) == len(slow) > 0
             for a, b in zip(sorted(fast, key=lambda c: c[:2]), sorted(slow, key=lambda c: c[:2])):
@@ -347,12 +347,13 @@ def test_columnar_read_is_version_gated_and_the_public_path_gives_the_same_serie
         pytest.skip("no TensorBoard data server binary")
     demo = Path(__file__).resolve().parents[1] / "demo" / "logs"
     ctx = tb_context.RequestContext()
+    monkeypatch.setattr(reader, "READ_BATCH_RUNS", 3)  # many batches, each asked for ahead
     with data_server.DataServer(str(demo)) as server:
         fast, _ = reader.read_series(server.provider, ctx, "")
         monkeypatch.setattr(reader, "COLUMNAR_TESTED", ((0, 0), (0, 1)))
         from tensorboard.data import provider as tb_provider
 
-        assert reader._data_server_columns(server.provider, "", tb_provider.RunTagFilter(), 10) is None
+        assert reader._data_server_request(server.provider, "", tb_provider.RunTagFilter(), 10) is None
         public, _ = reader.read_series(server.provider, ctx, "")
     assert [(s.run, s.tag) for s in fast] == [(s.run, s.tag) for s in public]
     for a, b in zip(fast, public):

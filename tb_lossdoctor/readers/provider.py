@@ -55,12 +55,20 @@ def read_series(
     runs = _all_runs(provider, ctx, experiment_id) if runs is None else list(runs)
     series: List[Series] = []
     problems: List[dict] = []
+    filters = [tb_provider.RunTagFilter(runs=runs[start : start + READ_BATCH_RUNS], tags=tags)
+               for start in range(0, len(runs), READ_BATCH_RUNS)]
     # Runs are read a batch at a time and turned into arrays before the next batch, so the
-    # provider's per-request answer never holds the whole logdir at once.
-    for start in range(0, len(runs), READ_BATCH_RUNS):
-        rtf = tb_provider.RunTagFilter(runs=runs[start : start + READ_BATCH_RUNS], tags=tags)
-        columns = _data_server_columns(provider, experiment_id, rtf, downsample)
-        if columns is None:
+    # provider's per-request answer never holds the whole logdir at once. On the data server the
+    # next batch is already asked for while this one is converted (its answer is the server's
+    # work, in its own process): at most two answers are held at a time.
+    ahead = _data_server_request(provider, experiment_id, filters[0], downsample) if filters else None
+    for index, rtf in enumerate(filters):
+        pending = ahead
+        if pending is not None and index + 1 < len(filters):
+            ahead = _data_server_request(provider, experiment_id, filters[index + 1], downsample)
+        if pending is not None:
+            columns = _columns_of(pending.result())
+        else:
             columns = _provider_columns(provider, ctx, experiment_id, rtf, downsample)
         batch: List[Series] = []
         for run, tag, steps, values, walls in columns:
@@ -120,15 +128,16 @@ def columnar_supported(version: str) -> bool:
     return COLUMNAR_TESTED[0] <= major_minor <= COLUMNAR_TESTED[1]
 
 
-def _data_server_columns(provider, experiment_id, rtf, downsample) -> Optional[List[Columns]]:
-    """The same request sent to TensorBoard's data server, its columns kept as arrays.
+def _data_server_request(provider, experiment_id, rtf, downsample):
+    """The same request TensorBoard's `GrpcDataProvider.read_scalars` sends to its data server,
+    sent on the provider's stub without waiting (a gRPC future); None when not applicable.
 
-    TensorBoard's `GrpcDataProvider.read_scalars` turns the server's columnar answer into one
-    Python object per point, which costs more than the read itself on large logdirs. This sends
-    the same `ReadScalarsRequest` (TensorBoard's own protocol) on the provider's stub and keeps
-    the columns. Used only for TensorBoard versions it was tested with (`COLUMNAR_TESTED`);
-    returns None (use the public path) for any other provider or version. A failing request
-    raises, exactly as the public call would: nothing is retried behind the caller's back.
+    TensorBoard's `read_scalars` turns the server's columnar answer into one Python object per
+    point, which costs more than the read itself on large logdirs; `_columns_of` keeps the
+    columns as arrays instead. Used only for TensorBoard versions it was tested with
+    (`COLUMNAR_TESTED`); for any other provider or version the public path is used. A failing
+    request raises from `result()`, exactly as the public call would: nothing is retried
+    behind the caller's back.
     """
     try:
         from tensorboard import version as tb_version
@@ -146,7 +155,11 @@ def _data_server_columns(provider, experiment_id, rtf, downsample) -> Optional[L
     if rtf.tags is not None:
         req.run_tag_filter.tags.names.extend(sorted(rtf.tags))
     req.downsample.num_points = downsample
-    res = provider._stub.ReadScalars(req)  # noqa: SLF001 (version-gated above)
+    return provider._stub.ReadScalars.future(req)  # noqa: SLF001 (version-gated above)
+
+
+def _columns_of(res) -> List[Columns]:
+    """The columns of a `ReadScalarsResponse`, as arrays."""
     out: List[Columns] = []
     for run_entry in res.runs:
         for tag_entry in run_entry.tags:
