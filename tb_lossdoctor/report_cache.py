@@ -6,6 +6,14 @@ so a request that finds no new data recomputes nothing, and new data re-reads an
 only the groups it touched (one `read_scalars` call for all of them). Assembled reports are cached
 too, so concurrent identical requests get byte-identical bodies.
 
+What a request still does for every run is kept small (issue #13: a change to one run of
+10,000 costs a few percent of a cold report): the listing is read straight from TensorBoard's
+data server when it is the provider, into flat tuples the garbage collector soon stops tracking;
+each run's group is remembered while its tag names stay the same; and the body is joined from
+JSON text kept per run (each run's entry is serialised once, when its group is diagnosed or its
+HParams record changes), in the report's order, around the small top-level fields. The previous
+body's assembly is patched with the changed groups; the across-runs `sweep` is recomputed whole.
+
 TensorBoard serves requests from threads. One lock guards the caches' dictionaries and is held
 only to look up or store; reading and diagnosing happen outside it. One build runs per report
 key at a time (a request for a key being built waits for that build and gets its body), and a
@@ -15,6 +23,8 @@ request whose report is already cached never waits.
 from __future__ import annotations
 
 import collections
+import itertools
+import json
 import logging
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -90,12 +100,66 @@ class _LRU:
 
 
 class _GroupResult:
-    """One run group's part of a report: the engine's report minus version and generated_at."""
+    """One run group's part of a report: the engine's report minus version and generated_at.
 
-    __slots__ = ("parts",)
+    Also kept, computed on first use: the part's other top-level fields that are not neutral
+    (`rest`), and per run its entry as the whole report has it (with the hyperparameters that
+    depend on the other runs' names and the HParams records) and that entry's JSON text."""
+
+    __slots__ = ("parts", "_rest", "_entries")
 
     def __init__(self, parts: dict):
         self.parts = parts
+        self._rest = None  # (skeleton, [(field, value)])
+        self._entries: Dict[str, tuple] = {}  # run -> ((record, is child), entry, JSON text)
+
+    def rest(self, skeleton: dict) -> List[tuple]:
+        """The fields `merge_reports` would merge, minus `runs` and `sweep` (rebuilt whole) and
+        minus the neutral values ([], 0, False) of fields the skeleton holds as the same neutral
+        value: merging those changes nothing (the engine gives each field one type). Most groups
+        have nothing left."""
+        memo = self._rest
+        if memo is not None and memo[0] is skeleton:
+            return memo[1]
+        out = []
+        for k, v in self.parts.items():
+            if k in ("runs", "sweep") and k in skeleton:
+                continue
+            if k in skeleton and _neutral(v) and type(v) is type(skeleton[k]) and _neutral(skeleton[k]):
+                continue
+            out.append((k, v))
+        self._rest = (skeleton, out)
+        return out
+
+    def entry(self, run: dict, record_key, record, child: bool) -> Tuple[dict, str]:
+        """`run` (one of this part's entries) as `engine.add_sweep` writes it in the whole report,
+        and its JSON text; recomputed only when its HParams record or record-child state changed."""
+        key = (record_key, child)
+        memo = self._entries.get(run["run"])
+        if memo is not None and memo[0] == key:
+            return memo[1], memo[2]
+        swept = _swept_entry(run, record, child)
+        text = report_mod.dumps(swept)
+        self._entries[run["run"]] = (key, swept, text)
+        return swept, text
+
+
+def _neutral(value) -> bool:
+    return value is False or (type(value) is int and value == 0) or (type(value) is list and not value)
+
+
+def _swept_entry(run: dict, record: Optional[dict], child: bool) -> dict:
+    """One run's entry with its `hparams` and `hparam_sources`: `engine.add_sweep`'s per-run step,
+    given the record `hparams.assign_records` gave the run and `hparams.is_record_child`."""
+    from tb_lossdoctor import hparams as hp
+
+    run = {k: v for k, v in run.items() if k not in ("hparams", "hparam_sources")}
+    values, sources = hp.merge((hp.SOURCE_RECORD, record or {}),
+                               (hp.SOURCE_NAME, hp.parse_name(run["run"]).values),
+                               (hp.SOURCE_CURVE, run.get("lr_curve") or {}))
+    if values and not child:
+        run["hparams"], run["hparam_sources"] = values, sources
+    return run
 
 
 _OWN_FIELDS = ("version", "generated_at", "sampling")
@@ -133,6 +197,23 @@ def merge_reports(parts: List[dict], skeleton: dict) -> dict:
     return out
 
 
+class _Key:
+    """A report's cache key, hashed once: it holds every group's data key (10,000 runs: 20,000
+    last steps and wall times), which each dictionary operation would otherwise hash again."""
+
+    __slots__ = ("value", "_hash")
+
+    def __init__(self, value: tuple):
+        self.value = value
+        self._hash = hash(value)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return self is other or (isinstance(other, _Key) and self._hash == other._hash and self.value == other.value)
+
+
 class _Build:
     """A report being built by one thread; others asking for the same key wait on it."""
 
@@ -154,6 +235,10 @@ class ReportCache:
         self._groups = _LRU(max_groups)  # (eid, group) -> (data_key, _GroupResult)
         self._reports = _LRU(max_reports)  # (eid, run filter, full key) -> JSON text
         self._building: Dict[tuple, _Build] = {}
+        self._known_runs = _LRU(8)  # eid -> {run: (its sorted tag names, its group)}
+        self._skeleton_parts: Optional[dict] = None
+        self._words: Optional[tuple] = None  # (names, hparams.free_word_hparams of them)
+        self._assemblies = _LRU(8)  # (eid, run filter) -> the last body's _Assembly
         self.diagnosed_groups = 0  # counters, for logs and tests
         self.reads = 0
 
@@ -161,6 +246,10 @@ class ReportCache:
         with self._lock:
             self._groups.clear()
             self._reports.clear()
+            self._known_runs.clear()
+            self._skeleton_parts = None
+            self._words = None
+            self._assemblies.clear()
 
     def sizes(self) -> Tuple[int, int]:
         """(cached groups, cached reports), read under the lock."""
@@ -188,24 +277,26 @@ class ReportCache:
         with the run groups diagnosed so far and a `pending` count (never cached); the build
         goes on in the background and a later request gets the whole report.
         """
+        with self._lock:
+            known = self._known_runs.get(experiment_id)
         try:
-            listing = provider_reader.list_scalar_tags(provider, ctx, experiment_id) or {}
+            groups = _group_runs(_listed_runs(provider, ctx, experiment_id), known)
         except Exception as exc:  # the provider is unreachable or the experiment is unreadable
             logger.warning("lossdoctor: list_scalars failed: %s", exc, exc_info=True)
             raise ReportUnavailable(
                 "could not list the experiment's scalars (TensorBoard's log says why)"
             ) from exc
-
-        groups = _group_listing(listing)
+        with self._lock:
+            self._known_runs.put(experiment_id, groups.known)
         if run is not None:
             if run not in groups:
                 raise UnknownRunGroup(run)
-            groups = {run: groups[run]}
+            groups = _Groups({run: groups[run]}, groups.known)
             file_problems = [p for p in file_problems if p.get("run") == run]
         file_key = tuple((p.get("run"), p.get("reason")) for p in file_problems)
         hparams = hparams_records.read_hparams(provider, ctx, experiment_id)  # for the sweep
-        full_key = (experiment_id, run, sample_limit, file_key, hparams_records.freeze(hparams),
-                    tuple(sorted((g, k) for g, (k, _) in groups.items())))
+        full_key = _Key((experiment_id, run, sample_limit, file_key, hparams_records.freeze(hparams),
+                         groups.flat()))
 
         while True:
             with self._lock:
@@ -250,13 +341,19 @@ class ReportCache:
         """Build one report outside the lock; publish it to the waiters and the cache."""
         cacheable = False
         try:
-            report, cacheable = self._build(provider, ctx, eid, groups, sample_limit, build)
-            from tb_lossdoctor.engine import add_sweep
+            results, extra_problems, cacheable = self._build(provider, ctx, eid, groups, sample_limit, build)
+            view = (eid, full_key.value[1])  # the run filter
+            body = self._body(results, extra_problems, sample_limit, hparams, file_problems, view)
+            if body is None:
+                # Our grouping split what the engine joins: diagnose those groups together instead.
+                logger.warning("lossdoctor: run grouping disagrees with the engine; diagnosing together")
+                from tb_lossdoctor.engine import add_sweep
 
-            report = add_sweep(report, hparams)  # across the groups diagnosed one by one
-            if file_problems:
-                report["problems"] = list(report.get("problems", [])) + list(file_problems)
-            body = report_mod.dumps(report)
+                report = add_sweep(self._build_together(provider, ctx, eid, groups, sample_limit), hparams)
+                cacheable = True
+                if file_problems:
+                    report["problems"] = list(report.get("problems", [])) + list(file_problems)
+                body = report_mod.dumps(report)
             build.body = body
             return body
         except BaseException as exc:
@@ -271,18 +368,20 @@ class ReportCache:
 
     # -- building -----------------------------------------------------------------------------
 
-    def _build(self, provider, ctx, eid, groups, sample_limit, build: Optional[_Build] = None) -> Tuple[dict, bool]:
+    def _build(self, provider, ctx, eid, groups, sample_limit, build: Optional[_Build] = None):
+        """({group: result}, problems of groups that could not be read, cacheable), diagnosing
+        only the stale groups."""
         results: Dict[str, _GroupResult] = {}
         stale: Dict[str, dict] = {}
         previous: Dict[str, _GroupResult] = {}
         with self._lock:
             cached_groups = {name: self._groups.get((eid, name)) for name in groups}
-        for name, (key, members) in groups.items():
+        for name, key in groups.items():
             cached = cached_groups[name]
             if cached is not None and cached[0] == key:
                 results[name] = cached[1]
             else:
-                stale[name] = members
+                stale[name] = groups.members(name)
                 if cached is not None:
                     previous[name] = cached[1]
         if build is not None:
@@ -312,23 +411,13 @@ class ReportCache:
                 result = self._diagnose_group(name, group_series, group_problems)
                 results[name] = result
                 with self._lock:
-                    self._groups.put((eid, name), (groups[name][0], result))
+                    self._groups.put((eid, name), (groups[name], result))
                     if build is not None:
                         build.progress[name] = result
             del series
         if stale and not results:
             raise ReportUnavailable("could not read the experiment's scalars (TensorBoard's log says why)")
-
-        names = [r["run"] for name in sorted(results) for r in results[name].parts.get("runs", [])]
-        if len(names) != len(set(names)):
-            # Our grouping split what the engine joins: diagnose those groups together instead.
-            logger.warning("lossdoctor: run grouping disagrees with the engine; diagnosing together")
-            return self._build_together(provider, ctx, eid, groups, sample_limit), True
-
-        parts = [results[name].parts for name in sorted(results)]
-        if extra_problems:
-            parts.append({"problems": extra_problems})
-        return self._assemble(parts, sample_limit), cacheable
+        return results, extra_problems, cacheable
 
     def _read(self, provider, ctx, eid, stale, sample_limit):
         runs = sorted({r for members in stale.values() for r in members})
@@ -364,8 +453,8 @@ class ReportCache:
 
     def _build_together(self, provider, ctx, eid, groups, sample_limit) -> dict:
         members = {}
-        for _, (_, m) in groups.items():
-            for r, tags in m.items():
+        for name in groups:
+            for r, tags in groups.members(name).items():
                 members.setdefault(r, set()).update(tags)
         try:
             series, problems = self._read(provider, ctx, eid, {"*": members}, sample_limit)
@@ -378,11 +467,16 @@ class ReportCache:
         return self._assemble([self._diagnose_group("*", series, problems).parts], sample_limit)
 
     def _skeleton(self) -> dict:
-        try:
-            return self._diagnose([], [])
-        except Exception:
-            logger.error("lossdoctor: the engine fails on an empty experiment", exc_info=True)
-            return {"runs": [], "problems": [], "sampled": False}
+        """The engine's report on nothing (computed once; read-only)."""
+        skeleton = self._skeleton_parts
+        if skeleton is None:
+            try:
+                skeleton = self._diagnose([], [])
+            except Exception:
+                logger.error("lossdoctor: the engine fails on an empty experiment", exc_info=True)
+                skeleton = {"runs": [], "problems": [], "sampled": False}
+            self._skeleton_parts = skeleton
+        return skeleton
 
     def _assemble(self, parts, sample_limit) -> dict:
         """The report of the groups' parts (serialised once, by the caller, when complete)."""
@@ -392,6 +486,146 @@ class ReportCache:
         if out["sampled"] and sample_limit:
             out["sampling"] = {"limit": int(sample_limit), "hint": SAMPLING_HINT}
         return out
+
+
+    def _body(self, results: Dict[str, _GroupResult], extra_problems, sample_limit, hparams, file_problems,
+              view: tuple = ()) -> Optional[str]:
+        """The whole report's JSON text: what `_assemble`, `engine.add_sweep` and `report.dumps`
+        give, byte for byte, joined from each run's JSON text (serialised once, see
+        `_GroupResult`). None when two groups hold runs of the same name.
+
+        The previous body's assembly for the same `view` (experiment, run filter) is patched
+        with the groups diagnosed since, when the runs and HParams records are the same; else
+        it is assembled anew. Either way, per request: the runs are put in the report's order
+        (`report.order_runs`, on a list already in order but for the changed runs), the few
+        non-neutral top-level fields are merged, the across-runs `sweep` is recomputed over every
+        run, and the texts are joined."""
+        from tb_lossdoctor.sweep import analyse
+
+        skeleton = self._skeleton()
+        frozen = hparams_records.freeze(hparams or {})
+        with self._lock:
+            previous = self._assemblies.get(view)
+        assembly = None
+        if previous is not None and previous.skeleton is skeleton and previous.hparams_key == frozen:
+            assembly = previous.patched(results)
+        if assembly is None:
+            assembly = _Assembly.build(results, skeleton, hparams, frozen, self._words)
+            if assembly is None:
+                return None  # two groups hold runs of the same name: see `_build_report`
+            self._words = assembly.words
+        with self._lock:
+            self._assemblies.put(view, assembly)
+
+        rests = [dict(assembly.rests[name]) for name in sorted(assembly.rests)]
+        if extra_problems:
+            rests.append({"problems": extra_problems})
+        out = self._assemble(rests, sample_limit)  # every top-level field; `runs` are joined below
+        out["sweep"] = analyse(assembly.entries, assembly.words[1])
+        if file_problems:
+            out["problems"] = list(out.get("problems", [])) + list(file_problems)
+        head, tail = [], []
+        for k, v in out.items():
+            if k == "runs":
+                head.append(_dumps_key(k) + ": [")
+                tail = [""]
+            else:
+                (tail or head).append(_dumps_key(k) + ": " + report_mod.dumps(v))
+        if not tail:  # no `runs` field at all (an engine without one): nothing to join
+            return "{" + ", ".join(head) + "}"
+        return "".join(("{", ", ".join(head), ", ".join(assembly.texts), "]", ", ".join(tail), "}"))
+
+
+class _Assembly:
+    """The runs of one body, in the report's order, with what the whole report writes for each:
+    read-only once built, patched into a new one by `patched`."""
+
+    __slots__ = ("skeleton", "hparams_key", "results", "ordered", "swept", "entries", "texts", "rests",
+                 "records", "children", "words")
+
+    @classmethod
+    def build(cls, results: Dict[str, _GroupResult], skeleton, hparams, hparams_key, words_memo):
+        """From every group's result; None when two groups hold runs of the same name."""
+        from tb_lossdoctor import hparams as hp
+
+        self = cls()
+        self.skeleton, self.hparams_key, self.results = skeleton, hparams_key, dict(results)
+        order = sorted(results)
+        self.rests = {name: rest for name, rest in ((n, results[n].rest(skeleton)) for n in order) if rest}
+        self.ordered = report_mod.order_runs([run for name in order for run in results[name].parts.get("runs", ())])
+        names = [run["run"] for run in self.ordered]
+        groups = set(names)
+        if len(groups) != len(names):
+            return None
+        self.records = hp.assign_records(hparams, groups) if hparams else {}
+        self.children = frozenset(n for n in names if hp.is_record_child(n, groups))
+        self.swept = {}
+        for name in order:
+            self._sweep(results[name])
+        # As `engine.add_sweep`: words of the names that become settings across the set (a pure
+        # function of the names, kept while they stay the same).
+        free = tuple(n for n in names if n not in self.children)
+        if words_memo is None or words_memo[0] != free:
+            words_memo = (free, hp.free_word_hparams(list(free)))
+        self.words = words_memo
+        self._lists()
+        return self
+
+    def patched(self, results: Dict[str, _GroupResult]) -> "Optional[_Assembly]":
+        """This assembly with the groups whose result changed; None when the groups or their
+        runs' names changed (or most groups did): then it is built anew."""
+        old = self.results
+        if len(results) != len(old):
+            return None
+        changed = [name for name, result in results.items() if old.get(name) is not result]
+        if not changed:
+            return self
+        if len(changed) * 4 > len(results):
+            return None
+        for name in changed:
+            if name not in old:
+                return None
+            before = [run["run"] for run in old[name].parts.get("runs", ())]
+            if sorted(before) != sorted(run["run"] for run in results[name].parts.get("runs", ())):
+                return None
+        new = _Assembly()
+        new.skeleton, new.hparams_key, new.records, new.children, new.words = (
+            self.skeleton, self.hparams_key, self.records, self.children, self.words)
+        new.results = dict(old)
+        new.rests = dict(self.rests)
+        new.swept = dict(self.swept)
+        dropped = set()
+        added = []
+        for name in changed:
+            dropped.update(id(run) for run in old[name].parts.get("runs", ()))
+            added.extend(results[name].parts.get("runs", ()))
+            new.results[name] = results[name]
+            rest = results[name].rest(self.skeleton)
+            if rest:
+                new.rests[name] = rest
+            else:
+                new.rests.pop(name, None)
+            new._sweep(results[name])
+        # The unchanged runs stay in order: sorting them with the changed ones is one merge.
+        new.ordered = report_mod.order_runs([run for run in self.ordered if id(run) not in dropped] + added)
+        new._lists()
+        return new
+
+    def _sweep(self, result: _GroupResult) -> None:
+        for run in result.parts.get("runs", ()):
+            name = run["run"]
+            record = self.records.get(name)
+            record_key = None if record is None else hparams_records.freeze({"": record})
+            self.swept[name] = result.entry(run, record_key, record, name in self.children)
+
+    def _lists(self) -> None:
+        pairs = [self.swept[run["run"]] for run in self.ordered]
+        self.entries = [entry for entry, _ in pairs]
+        self.texts = [text for _, text in pairs]
+
+
+def _dumps_key(key) -> str:
+    return json.dumps(str(key), ensure_ascii=False)
 
 
 def _batches(names: List[str], members: Dict[str, dict], max_runs: int):
@@ -423,28 +657,109 @@ def _split_by_group(members: Dict[str, dict], series, problems) -> Dict[str, Tup
     return out
 
 
-def _group_listing(listing) -> Dict[str, Tuple[tuple, Dict[str, set]]]:
-    """{group: (data key, {run: {tag, ...}})} from a `list_scalars` answer."""
-    raw: Dict[str, Dict[str, dict]] = {}
-    for run, tags in (listing or {}).items():
-        if not tags:
-            continue
-        raw.setdefault(group_key(run, tuple(sorted(tags))), {})[run] = tags
-    out = {}
-    for name, runs in raw.items():
-        key = tuple(
-            sorted(
-                (run, tag, _num(getattr(ts, "max_step", None)), _num(getattr(ts, "max_wall_time", None)))
-                for run, tags in runs.items()
-                for tag, ts in tags.items()
-            )
-        )
-        out[name] = (key, {run: set(tags) for run, tags in runs.items()})
-    return out
+class _Groups(dict):
+    """{group: data key} of one listing, and `known`: {run: (tag names, group)}.
+
+    A run's row is the flat tuple `(run, number of tags, tag, last step, last wall time, ...)`
+    (tags sorted); a group's data key is its runs' rows joined in run order. Flat tuples of plain
+    values: Python's garbage collector stops tracking them at its first pass, whereas nested
+    tuples survive into its oldest generation and, 20,000 of them per request at 10,000 runs,
+    soon make it walk the whole heap (a second or more with TensorFlow loaded)."""
+
+    __slots__ = ("known",)
+
+    def __init__(self, keys, known: dict):
+        super().__init__(keys)
+        self.known = known
+
+    def members(self, name: str) -> Dict[str, frozenset]:
+        """{run: {tag, ...}} of one group."""
+        key, out, i = self[name], {}, 0
+        while i < len(key):
+            n = key[i + 1]
+            out[key[i]] = frozenset(key[i + 2:i + 2 + 3 * n:3])
+            i += 2 + 3 * n
+        return out
+
+    def flat(self) -> tuple:
+        """Every group's name and data key, in name order, as one flat tuple (a cache key)."""
+        return tuple(itertools.chain.from_iterable(_pieces(self)))
 
 
-def _num(value):
+def _pieces(groups: Dict[str, tuple]):
+    for name in sorted(groups):
+        key = groups[name]
+        yield (name, len(key))
+        yield key
+
+
+def _row(run: str, tags) -> tuple:
+    """A run's row (see `_Groups`) from its (tag, last step, last wall time) triples."""
+    return (run, len(tags), *itertools.chain.from_iterable(sorted(tags)))
+
+
+def _listed_runs(provider, ctx, eid) -> List[tuple]:
+    """The rows (see `_Groups`) of the runs with scalars.
+
+    From TensorBoard's data server, the `ListScalars` answer is read in place (no Python object
+    per tag, as `GrpcDataProvider.list_scalars` builds), on the provider's stub, for the
+    TensorBoard versions `read_series`' columnar read was tested with; else `list_scalars`."""
+    stub = _data_server_stub(provider)
+    if stub is None:
+        return _rows_of_listing(provider_reader.list_scalar_tags(provider, ctx, eid))
+    from tensorboard.data.proto import data_provider_pb2
+
+    req = data_provider_pb2.ListScalarsRequest()
+    req.experiment_id = eid
+    req.plugin_filter.plugin_name = provider_reader.SCALARS_PLUGIN
+    rows = []
+    for run_entry in stub.ListScalars(req).runs:
+        tags = run_entry.tags
+        if len(tags) == 1:  # most runs of a Keras-style logdir: no sorting
+            meta = tags[0].metadata
+            rows.append((run_entry.run_name, 1, tags[0].tag_name, meta.max_step, meta.max_wall_time))
+        elif tags:
+            rows.append(_row(run_entry.run_name, [(t.tag_name, m.max_step, m.max_wall_time)
+                                                  for t in tags for m in (t.metadata,)]))
+    return rows
+
+
+def _rows_of_listing(listing) -> List[tuple]:
+    """The rows (see `_Groups`) of a `list_scalars` answer ({run: {tag: ScalarTimeSeries}})."""
+    return [
+        _row(run, [(tag, getattr(ts, "max_step", None), getattr(ts, "max_wall_time", None)) for tag, ts in tags.items()])
+        for run, tags in (listing or {}).items()
+        if tags
+    ]
+
+
+def _data_server_stub(provider):
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        from tensorboard import version as tb_version
+        from tensorboard.data import grpc_provider
+    except ImportError:
         return None
+    if not isinstance(provider, grpc_provider.GrpcDataProvider):
+        return None
+    if not provider_reader.columnar_supported(tb_version.VERSION):
+        return None
+    return getattr(provider, "_stub", None)
+
+
+def _group_runs(rows: List[tuple], known: Optional[dict] = None) -> _Groups:
+    """The run groups of a listing's rows (`_listed_runs`). `known` (the previous listing's)
+    spares grouping a run again while its tag names stay the same."""
+    known = known or {}
+    now = {}
+    keys: Dict[str, tuple] = {}
+    rows.sort()  # by run: a group's rows are joined in run order
+    for row in rows:
+        run = row[0]
+        names = row[2::3]
+        slot = known.get(run)
+        if slot is None or slot[0] != names:
+            slot = (names, group_key(run, names))
+        now[run] = slot
+        found = keys.get(slot[1])
+        keys[slot[1]] = row if found is None else found + row
+    return _Groups(keys, now)
