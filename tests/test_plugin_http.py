@@ -534,6 +534,128 @@ def test_new_data_invalidates_only_the_affected_group(tmp_path, kind):
         tb.close()
 
 
+# -- one run changed: the fast path against a cold report ---------------------------------------
+
+
+def _append_point(run_dir, tag, step, value):
+    """A writer adds one point to a run (in a new event file, as a resumed run does)."""
+    import time
+
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(run_dir), filename_suffix=".more%d" % step)
+    summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=float(value))])
+    writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+    writer.close()
+
+
+def _no_time(body):
+    return re.sub(rb'"generated_at": "[^"]*"', b'"generated_at": ""', body, count=1)
+
+
+def _changes_give_the_cold_report(tb, changes, monkeypatch):
+    """For each change (run, tag, [(step, value)]): after the writer's points are listed, the
+    plugin's report diagnoses that run's group only, patches the previous body's assembly (no
+    assembly from scratch), and equals, byte for byte but `generated_at`, a cold report of the
+    same data (the cache emptied, every group diagnosed again)."""
+    from tb_lossdoctor import report_cache
+
+    builds = []
+    real_build = report_cache._Assembly.build.__func__
+
+    def counting_build(cls, *args, **kwargs):
+        builds.append(1)
+        return real_build(cls, *args, **kwargs)
+
+    monkeypatch.setattr(report_cache._Assembly, "build", classmethod(counting_build))
+    if tb.kind == "rust":  # TensorBoard's own provider: the plugin lists straight from the data server
+        tb.plugin._data_provider = tb.provider._inner
+    assert report_cache._data_server_stub(tb.plugin._data_provider) is not None or tb.kind == "python"
+    before = parse_report(tb.report())
+    seen = []
+    for run, tag, points in changes:
+        for step, value in points:
+            _append_point(tb.flags.logdir + "/" + run, tag, step, value)
+        last = points[-1][0]
+        tb.reload(expect=lambda lst: run in lst and tag in lst[run] and lst[run][tag].max_step == last)
+        cache = tb.plugin._cache
+        diagnosed, reads, built = cache.diagnosed_groups, cache.reads, len(builds)
+        changed = tb.report()
+        rep = parse_report(changed)
+        assert cache.diagnosed_groups - diagnosed == 1 and cache.reads - reads == 1
+        assert len(builds) == built, "the body was assembled from scratch, not patched"
+        fresh(tb)
+        cold = tb.report()
+        assert cache.diagnosed_groups - diagnosed > len(rep["runs"])  # every group again
+        assert _no_time(changed.get_data()) == _no_time(cold.get_data())
+        seen.append(rep)
+    return before, seen
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_one_changed_run_gives_the_cold_report(tmp_path, kind, monkeypatch):
+    """Runs named by their settings (a sweep), a Keras train/validation pair and a run with no
+    loss: new points in one run, then a NaN that moves another run to the top."""
+    settings = [(0.1, 32), (0.01, 32), (0.001, 64), (0.1, 64)]
+    for i, (lr, bs) in enumerate(settings):
+        w = SimpleValueWriter(tmp_path / f"sweep/lr={lr}_bs={bs}")
+        w.add("loss", decaying(60, 2.0, 0.2 + 0.1 * i, noise=0.01, seed=20 + i))
+        w.add("val_loss", decaying(6, 2.1, 0.3 + 0.1 * i, seed=30 + i), every=10)
+        w.close()
+    write_tf_scalars(tmp_path / "keras" / "train", "epoch_loss", decaying(20, 1.0, 0.2, seed=8))
+    write_tf_scalars(tmp_path / "keras" / "validation", "epoch_loss", decaying(20, 1.1, 0.3, seed=9))
+    SimpleValueWriter(tmp_path / "misc").add("learning_rate", [0.1] * 20).close()
+    tb = TB(tmp_path, kind)
+    try:
+        tb.wait_for_runs(["sweep/lr=0.1_bs=32", "sweep/lr=0.1_bs=64", "keras/train", "keras/validation", "misc"])
+        before, (grown, died) = _changes_give_the_cold_report(tb, [
+            ("sweep/lr=0.01_bs=32", "loss", [(60 + k, 0.35) for k in range(5)]),
+            ("sweep/lr=0.1_bs=64", "loss", [(60, float("nan")), (61, float("nan")), (62, float("nan"))]),
+        ], monkeypatch)
+        assert before["sweep"] is not None and died["sweep"] is not None
+        points = {s["tag"]: s["points"] for r in grown["runs"] if r["run"] == "sweep/lr=0.01_bs=32" for s in r["series"]}
+        assert points == {"loss": 65, "val_loss": 6}
+        assert died["runs"][0]["run"] == "sweep/lr=0.1_bs=64" and died["runs"][0]["status"] == "error"
+        assert before["runs"][0]["run"] != "sweep/lr=0.1_bs=64"
+    finally:
+        tb.close()
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_one_changed_run_of_a_sweep_with_hparams_records_gives_the_cold_report(tmp_path, kind, monkeypatch):
+    """The demo sweeps (HParams records, PyTorch's `RUN/<time>` record folders): a new best
+    validation loss in one run changes the sweep's table; a NaN in another changes its outcome."""
+    import shutil
+    from pathlib import Path
+
+    from conftest import _has_event_files
+
+    sweeps = Path(__file__).resolve().parents[1] / "demo" / "sweeps"
+    if not _has_event_files(sweeps):
+        pytest.skip("demo/sweeps has not been generated")
+    shutil.copytree(sweeps, tmp_path / "sweeps")
+    tb = TB(tmp_path / "sweeps", kind)
+    try:
+        torch_run = "torch_warmup_peak/Dec02_10-00-00_demo"
+        keras_run = "keras_lr_optimizer/run-0/train"
+        tb.wait_for_runs([torch_run, keras_run])
+        listing = tb.listing()
+        val_step = listing[torch_run]["Loss/val"].max_step + 10
+        loss_step = listing[keras_run]["epoch_loss"].max_step + 1
+        before, (better, died) = _changes_give_the_cold_report(tb, [
+            (torch_run, "Loss/val", [(val_step, 1e-4)]),
+            (keras_run, "epoch_loss", [(loss_step, float("nan"))]),
+        ], monkeypatch)
+        assert before["sweep"] and better["sweep"] and died["sweep"]
+        best = next(r for r in better["runs"] if r["run"] == torch_run)["validation_best"]
+        assert best["step"] == val_step
+        assert next(r for r in died["runs"] if r["run"] == "keras_lr_optimizer/run-0")["status"] == "error"
+        assert any("hparams" in r and r["hparam_sources"] for r in better["runs"])
+    finally:
+        tb.close()
+
+
 # -- sampling -----------------------------------------------------------------------------------
 
 
