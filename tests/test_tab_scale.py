@@ -77,7 +77,7 @@ def test_runs_still_being_diagnosed_say_so_then_fill_in(browser, dev_server):  #
         assert re.search(r"Diagnosing \d+ more runs?", note.inner_text()), note.inner_text()
         assert page.locator(".ld-card .ld-badge", has_text="Diagnosing").count() > 0
         assert "diagnosed" in page.locator(".ld-summary").inner_text()
-        # The next poll (2 s later) brings the whole report: no pending card is left.
+        # The next poll (0.5 s later) brings the whole report: no pending card is left.
         page.wait_for_function("() => document.querySelector('.ld-pending-note').hidden", timeout=20_000)
         assert page.locator(".ld-card .ld-badge", has_text="Diagnosing").count() == 0
     finally:

@@ -9,7 +9,10 @@ import { SweepPanel, type RunSelection, type Sweep } from "./sweep";
 
 const CHUNK = 50;
 const POLL_MS = 30_000;
-const PENDING_POLL_MS = 2_000; // while some runs are still being diagnosed
+// While some runs are still being diagnosed: ask again soon. The server holds a request up to
+// 3 s while the build goes on and answers the moment it is complete, so a short pause here
+// only shortens the wait for the whole report (each partial answer costs the server little).
+const PENDING_POLL_MS = 500;
 
 export const RECOGNISED_NAMES = [
   "loss", "val_loss", "epoch_loss", "Loss/train", "Loss/val", "train_loss", "valid_loss",
