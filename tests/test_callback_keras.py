@@ -65,7 +65,7 @@ def verdict_texts(log_dir):
 
 
 def test_stops_on_the_overflowing_softmax_and_restores_finite_weights(tmp_path, capsys):
-    """The demo's nan_softmax_high_lr recipe in model.fit: SGD lr 0.09 + momentum 0.9 on a ReLU
+    """The demo's former nan_softmax_high_lr recipe (the demo now ramps the LR) in model.fit: SGD lr 0.09 + momentum 0.9 on a ReLU
     net whose hand-written softmax overflows on the heavy-tailed feature."""
     (x, y), (xv, yv) = teacher_task(6400, 1500)
     keras.utils.set_random_seed(1)
