@@ -704,7 +704,7 @@ def _listed_runs(provider, ctx, eid) -> List[tuple]:
     From TensorBoard's data server, the `ListScalars` answer is read in place (no Python object
     per tag, as `GrpcDataProvider.list_scalars` builds), on the provider's stub, for the
     TensorBoard versions `read_series`' columnar read was tested with; else `list_scalars`."""
-    stub = _data_server_stub(provider)
+    stub = provider_reader.columnar_stub(provider)
     if stub is None:
         return _rows_of_listing(provider_reader.list_scalar_tags(provider, ctx, eid))
     from tensorboard.data.proto import data_provider_pb2
@@ -731,19 +731,6 @@ def _rows_of_listing(listing) -> List[tuple]:
         for run, tags in (listing or {}).items()
         if tags
     ]
-
-
-def _data_server_stub(provider):
-    try:
-        from tensorboard import version as tb_version
-        from tensorboard.data import grpc_provider
-    except ImportError:
-        return None
-    if not isinstance(provider, grpc_provider.GrpcDataProvider):
-        return None
-    if not provider_reader.columnar_supported(tb_version.VERSION):
-        return None
-    return getattr(provider, "_stub", None)
 
 
 def _group_runs(rows: List[tuple], known: Optional[dict] = None) -> _Groups:

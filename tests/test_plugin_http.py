@@ -571,7 +571,7 @@ def _changes_give_the_cold_report(tb, changes, monkeypatch):
     monkeypatch.setattr(report_cache._Assembly, "build", classmethod(counting_build))
     if tb.kind == "rust":  # TensorBoard's own provider: the plugin lists straight from the data server
         tb.plugin._data_provider = tb.provider._inner
-    assert report_cache._data_server_stub(tb.plugin._data_provider) is not None or tb.kind == "python"
+    assert report_cache.provider_reader.columnar_stub(tb.plugin._data_provider) is not None or tb.kind == "python"
     before = parse_report(tb.report())
     seen = []
     for run, tag, points in changes:

@@ -128,6 +128,20 @@ def columnar_supported(version: str) -> bool:
     return COLUMNAR_TESTED[0] <= major_minor <= COLUMNAR_TESTED[1]
 
 
+def columnar_stub(provider):
+    """The gRPC stub of TensorBoard's data server behind `provider`, for the TensorBoard versions
+    the direct requests of this package were tested with (`COLUMNAR_TESTED`); None for any
+    other provider or version (then TensorBoard's public API is used)."""
+    try:
+        from tensorboard import version as tb_version
+        from tensorboard.data import grpc_provider
+    except ImportError:
+        return None
+    if not isinstance(provider, grpc_provider.GrpcDataProvider) or not columnar_supported(tb_version.VERSION):
+        return None
+    return getattr(provider, "_stub", None)  # noqa: SLF001 (version-gated above)
+
+
 def _data_server_request(provider, experiment_id, rtf, downsample):
     """The same request TensorBoard's `GrpcDataProvider.read_scalars` sends to its data server,
     sent on the provider's stub without waiting (a gRPC future); None when not applicable.
@@ -139,14 +153,11 @@ def _data_server_request(provider, experiment_id, rtf, downsample):
     request raises from `result()`, exactly as the public call would: nothing is retried
     behind the caller's back.
     """
-    try:
-        from tensorboard import version as tb_version
-        from tensorboard.data import grpc_provider
-        from tensorboard.data.proto import data_provider_pb2
-    except ImportError:
+    stub = columnar_stub(provider)
+    if stub is None:
         return None
-    if not isinstance(provider, grpc_provider.GrpcDataProvider) or not columnar_supported(tb_version.VERSION):
-        return None
+    from tensorboard.data.proto import data_provider_pb2
+
     req = data_provider_pb2.ReadScalarsRequest()
     req.experiment_id = experiment_id
     req.plugin_filter.plugin_name = SCALARS_PLUGIN
@@ -155,7 +166,7 @@ def _data_server_request(provider, experiment_id, rtf, downsample):
     if rtf.tags is not None:
         req.run_tag_filter.tags.names.extend(sorted(rtf.tags))
     req.downsample.num_points = downsample
-    return provider._stub.ReadScalars.future(req)  # noqa: SLF001 (version-gated above)
+    return stub.ReadScalars.future(req)
 
 
 def _columns_of(res) -> List[Columns]:
