@@ -28,8 +28,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 import urllib.error
 from importlib import metadata
@@ -37,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from tensorboard_process import REPORT, free_port, get_json
+from tensorboard_process import REPORT, get_json, launched_tensorboard
 from test_browser_e2e import browser  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,23 +112,8 @@ def write_logdir(out: Path, runs: int = RUNS, points: int = POINTS, hostile: boo
 def tensorboard(logdir: Path, extra_args=()):
     """A real `tensorboard --logdir LOGDIR` on a free loopback port (default backend: TensorBoard
     picks its Rust data server); yields (process, base URL, monotonic start time); always stopped."""
-    port = free_port()
-    log_path = logdir.parent / f"tensorboard-{port}.log"
-    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
-           "--host", "127.0.0.1", "--port", str(port), *extra_args]
-    with open(log_path, "wb") as log:
-        start = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        try:
-            yield proc, f"http://127.0.0.1:{port}", start
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with launched_tensorboard(logdir, extra_args) as (proc, base, _port, _log, start):
+        yield proc, base, start
 
 
 def wait_listed(proc, base: str, runs: int, timeout: float = 300.0) -> float:
