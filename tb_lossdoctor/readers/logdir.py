@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, List, Optional, Tuple
 
 from tb_lossdoctor.series import Series
@@ -76,7 +76,9 @@ def read_logdir(
         from tb_lossdoctor.readers import data_server
 
         # The filesystem listing runs while the server loads (its process, its core).
-        files = _Background(list_run_files, logdir)
+        listing = ThreadPoolExecutor(1, thread_name_prefix="lossdoctor-listing")
+        files = listing.submit(list_run_files, logdir)
+        listing.shutdown(wait=False)  # the one task runs on; nothing else will be submitted
         try:
             series, problems, dropped = data_server.read_logdir(logdir, hparams_out=hparams, on_batch=on_batch)
         except data_server.DataServerError as exc:
@@ -104,28 +106,6 @@ def read_logdir(
 
 
 MAX_SCAN_PROBLEMS = 50
-
-
-class _Background:
-    """`function(*args)` on a daemon thread; `result()` waits and returns it (or raises)."""
-
-    def __init__(self, function, *args):
-        self._result, self._error = None, None
-        self._thread = threading.Thread(target=self._run, args=(function, args), daemon=True,
-                                        name="lossdoctor-listing")
-        self._thread.start()
-
-    def _run(self, function, args):
-        try:
-            self._result = function(*args)
-        except BaseException as exc:  # handed to the caller of result()
-            self._error = exc
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._result
 
 
 def list_run_files(logdir: str, max_files: Optional[int] = None) -> List[Tuple[str, List[str]]]:
