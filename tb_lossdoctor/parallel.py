@@ -137,10 +137,10 @@ class GroupPool:
         """Report entries of `groups`, in their order; failures are appended to `problems` as
         the in-process engine does."""
         if self._pool is None:
-            return self._here(groups, settings, problems)
+            return _diagnose_here(groups, settings, problems)
         if self._settings is not None and settings != self._settings:  # prefetched for others
             self._tasks, self._prefetched = [], {}
-            return self._here(groups, settings, problems)
+            return _diagnose_here(groups, settings, problems)
         if not self._tasks and len(groups) >= MIN_GROUPS_PER_PROCESS * 2:
             # Nothing prefetched (another reader): the workers take the first share.
             shared = len(groups) * self.workers // (self.workers + 1)
@@ -152,7 +152,7 @@ class GroupPool:
         for i, group in enumerate(groups):
             if found[i] is None:
                 added: List[dict] = []
-                results[i] = (self._here_one(group, settings, added), added)
+                results[i] = (_diagnose_here([group], settings, added)[0], added)
         # Then tasks no worker has started yet are taken back, from the last one, so this
         # process and the workers stay busy until the end.
         for task in reversed(self._tasks):
@@ -176,17 +176,12 @@ class GroupPool:
             task.future = _done(_diagnose_all(task.groups, settings))
             return task.future.result()[index]
 
-    @staticmethod
-    def _here(groups, settings, problems) -> List[dict]:
-        from tb_lossdoctor.engine import diagnose_run_group
 
-        return [diagnose_run_group(g, settings, problems) for g in groups]
+def _diagnose_here(groups, settings, problems: List[dict]) -> List[dict]:
+    """The groups' report entries, diagnosed in this process."""
+    from tb_lossdoctor.engine import diagnose_run_group
 
-    @staticmethod
-    def _here_one(group, settings, problems) -> dict:
-        from tb_lossdoctor.engine import diagnose_run_group
-
-        return diagnose_run_group(group, settings, problems)
+    return [diagnose_run_group(g, settings, problems) for g in groups]
 
 
 def _done(value) -> Future:
