@@ -189,7 +189,7 @@ def oscillating(st: CurveStats, settings: Settings) -> bool:
     """It learned something, but the swings of its smoothed curve are at least
     `oscillation_ratio` of everything it learned. Smoothed: per-step minibatch noise around a
     steady curve is normal; a learning rate that is too high shows in the trend."""
-    return learned(st, settings) and st.smooth_noise >= settings.oscillation_ratio * st.improvement
+    return learned(st, settings) and st.swing >= settings.oscillation_ratio * st.improvement
 
 
 def swinging_without_learning(v: View, settings: Settings) -> bool:
@@ -201,7 +201,7 @@ def swinging_without_learning(v: View, settings: Settings) -> bool:
     if floor is None or st.bin_values.size == 0:
         return False
     distance = median(st.bin_values) - floor
-    return distance > 0 and st.smooth_noise >= settings.swing_of_level * distance
+    return distance > 0 and st.swing >= settings.swing_of_level * distance
 
 
 def sustained_rise(st: CurveStats) -> bool:
@@ -282,14 +282,16 @@ def table_finding(train: View, val: View, settings: Settings, chance: Optional[C
 
 def shared_window(t: CurveStats, w: CurveStats, settings: Settings) -> float:
     """First step of the recent window both curves are judged over: the last `recent_fraction`
-    of the steps they share, widened to hold `min_window_bins` validation points."""
+    of the steps they share, widened to hold `min_window_bins` points of each curve (the
+    sparser one, usually validation, sets it; a training curve with gaps can too)."""
     lo, hi = max(t.first_step, w.first_step), min(t.final_step, w.final_step)
     start = hi - settings.recent_fraction * max(hi - lo, 0)
-    val_steps = w.bin_steps[w.bin_steps <= hi]
-    if val_steps.size >= settings.min_window_bins:
-        start = min(start, float(val_steps[-settings.min_window_bins]))
-    elif val_steps.size:
-        start = float(val_steps[0])
+    for curve in (w, t):
+        steps = curve.bin_steps[curve.bin_steps <= hi]
+        if steps.size >= settings.min_window_bins:
+            start = min(start, float(steps[-settings.min_window_bins]))
+        elif steps.size:
+            start = min(start, float(steps[0]))
     return start
 
 

@@ -136,6 +136,23 @@ class CurveStats:
         return point_noise(self.bin_values)
 
     @property
+    def leftover_noise(self) -> float:
+        """The point noise a bin median still carries, value units: sqrt(pi/2) sigma / sqrt(n)
+        for n points per bin (zero for curves with under two points per bin: each point is its
+        own bin, often already an average such as a per-epoch loss)."""
+        if self.points_per_bin < 2.0:
+            return 0.0
+        return _MEDIAN_SE * self.noise / float(np.sqrt(self.points_per_bin))
+
+    @cached_property
+    def swing(self) -> float:
+        """Swings of the smoothed curve beyond the minibatch noise its bin medians still carry,
+        value units: what a learning rate that is too high adds."""
+        if self.points_per_bin < 2.0:
+            return self.smooth_noise
+        return float(np.sqrt(max(self.smooth_noise ** 2 - self.leftover_noise ** 2, 0.0)))
+
+    @property
     def chance_improvement(self) -> float:
         """How far below its start a flat curve's best smoothed point falls by noise alone:
         `best_of_many_z` standard errors of a bin median (sqrt(pi/2) sigma / sqrt(points))."""
@@ -354,8 +371,9 @@ def window_trend(
     residuals = y - (intercept + slope * (x - x[0]))
     scatter = _MAD_TO_SIGMA * median(np.abs(residuals - median(residuals)))
     # A short window's residuals can be quiet by chance: never claim less scatter than the
-    # smoothed curve's own point-to-point noise, measured over all of it.
-    scatter = max(scatter, stats.smooth_noise / scale)
+    # smoothed curve's own point-to-point noise, measured over all of it, nor than the
+    # minibatch noise its bin medians carry in theory.
+    scatter = max(scatter, stats.smooth_noise / scale, stats.leftover_noise / scale)
     stderr = scatter * np.sqrt(12.0 / x.size)
     value_range = float(np.ptp(bin_values / scale))
     significant = abs(change) > settings.trend_z * stderr and abs(mann_kendall_z(y)) >= settings.rank_z

@@ -42,6 +42,22 @@ def test_train_falls_while_validation_stays_flat_is_overfitting(seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+def test_training_with_missing_epochs_is_still_compared_with_validation(seed):
+    """15 epochs; training was not logged at epochs 11 and 12, so the recent window holds fewer
+    training points than validation ones. The window is widened for both curves: training
+    falling while validation sits flat is still overfitting (not "read the training curve
+    alone: still learning")."""
+    rng = np.random.default_rng(seed)
+    e = np.arange(15)
+    train = 0.6 + 1.3 * np.exp(-e / 6) + 0.004 * rng.standard_normal(15)
+    val = 0.98 + 0.7 * np.exp(-e / 2.5) + 0.01 * rng.standard_normal(15)
+    logged = ~np.isin(e, (11, 12))
+    run = verdict([make_series("m/train", "epoch_loss", e[logged], train[logged]),
+                   make_series("m/validation", "epoch_loss", e, val)])
+    assert run["verdict"] == "overfitting", [f["summary"] for f in run["findings"]]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_both_falling_together_is_still_learning(seed):
     train = 0.3 + 2.0 * np.exp(-EPOCHS / 30)
     run = verdict(keras_pair(epochs(train, seed, 0.01), epochs(train + 0.1, seed + 100, 0.02)))
@@ -153,6 +169,21 @@ def test_minibatch_noise_around_a_steady_curve_is_not_oscillation(seed):
     val = 44.6 + 0.05 * rng.standard_normal(val_steps.size)
     run = verdict([make_series("r", "train_loss", steps, per_step), make_series("r", "val_loss", val_steps, val)])
     assert run["verdict"] != "oscillation"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_heavy_minibatch_noise_after_a_drop_in_the_first_steps_is_not_oscillation(seed):
+    """A per-step loss that dropped within its first steps, then crept 50 -> 46 under 15%
+    minibatch noise: its bin medians of a dozen points keep a third of that noise, which is no
+    swing of the trend, however small the creep it is compared with."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(9, 10000, 20)
+    level = 50 - 4 * steps / 10000 + 100 * np.exp(-(steps - 9) / 5.0)
+    per_step = level * (1 + 0.15 * rng.standard_normal(steps.size))
+    val_steps = np.arange(259, 10000, 520)
+    val = 44.6 + 0.05 * rng.standard_normal(val_steps.size)
+    run = verdict([make_series("r", "train_loss", steps, per_step), make_series("r", "val_loss", val_steps, val)])
+    assert run["verdict"] != "oscillation", [f["summary"] for f in run["findings"]]
 
 
 # 6. Training flat while validation falls is a data problem, however much training fell early.
