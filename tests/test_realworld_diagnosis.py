@@ -4,6 +4,8 @@ The expected verdicts were decided by reading each folder's curves (values print
 not by running the engine: see the comment on each case.
 """
 
+from dataclasses import replace
+
 import pytest
 
 from conftest import realworld_labels
@@ -172,3 +174,25 @@ def test_converged_never_says_a_falling_training_curve_flattened(reports, realwo
     assert "training loss flattened" not in summary
     if run["verdict"] == "converged":
         assert "validation loss flattened" in summary and "training loss still creeps down" in summary
+
+
+@pytest.fixture(scope="module")
+def series_of(realworld_dir):
+    return {folder: read_logdir(str(realworld_dir / folder), reader="python")[0] for folder in sorted(LABELS)}
+
+
+@pytest.mark.parametrize("rewrite", ["steps x10", "steps +1000"])
+def test_step_units_and_offsets_change_no_verdict(reports, series_of, rewrite):
+    """Every rule is scale-free in steps: the same run counted in samples instead of batches,
+    or resumed with an offset step counter, gets the same verdict (and the same codes)."""
+    if not LABELS:
+        pytest.skip("../shared/realworld/labels.json is not present")
+    change = {"steps x10": lambda s: replace(s, steps=s.steps * 10),
+              "steps +1000": lambda s: replace(s, steps=s.steps + 1000)}[rewrite]
+    changed = {}
+    for folder, series in series_of.items():
+        report = diagnose([change(s) for s in series])
+        if [r["verdict"] for r in report["runs"]] != [r["verdict"] for r in reports[folder]["runs"]] \
+                or codes_of(report) != codes_of(reports[folder]):
+            changed[folder] = (codes_of(reports[folder]), codes_of(report))
+    assert not changed, changed
