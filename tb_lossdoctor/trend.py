@@ -412,8 +412,8 @@ def find_spikes(
         baseline = np.median(np.lib.stride_tricks.sliding_window_view(padded, w), axis=1)
     residual = values - baseline
     value_range = float(np.ptp(baseline))
-    if value_range <= 0:
-        return []
+    if value_range <= 0 or residual.max() <= settings.spike_min_height * value_range:
+        return []  # nothing reaches the height floor: skip measuring the noise
     sigma = _residual_noise(steps, residual, settings)
     threshold = np.maximum(settings.spike_noise * sigma, settings.spike_min_height * value_range)
     tall = residual > threshold
