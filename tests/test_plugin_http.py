@@ -544,10 +544,17 @@ def _append_point(run_dir, tag, step, value):
     from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+    before = sorted(os.listdir(run_dir))
     writer = EventFileWriter(str(run_dir), filename_suffix=".more%d" % step)
     summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=float(value))])
     writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
     writer.close()
+    # The multiplexer reads a run's event files in name order and skips a new one that sorts
+    # before the file it is on: within the same second, the writer's counter in the name
+    # (".10" after ".6") can do that. A resumed run's file comes later: name it so.
+    (new,) = set(os.listdir(run_dir)) - set(before)
+    if before and new < before[-1]:
+        os.rename(os.path.join(run_dir, new), os.path.join(run_dir, before[-1] + ".more%d" % step))
 
 
 def _no_time(body):
