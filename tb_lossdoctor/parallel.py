@@ -14,12 +14,13 @@ series (a group split across two read batches is simply diagnosed again, whole).
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 # Below this many groups per process, pickling the series to a worker costs about what it saves.
 MIN_GROUPS_PER_PROCESS = 150
@@ -73,11 +74,38 @@ def _signature(group) -> tuple:
     return (group.name, tuple(sorted(id(s) for s in members)))
 
 
-class _Task:
-    __slots__ = ("groups", "future")
+class Task:
+    """Items sent to a worker as one task, and how to get their results here instead."""
 
-    def __init__(self, groups: list, future: Future):
-        self.groups, self.future = groups, future
+    __slots__ = ("items", "future", "_here", "executor")
+
+    def __init__(self, items: list, future: Future, here: Callable[[], list], executor=None):
+        self.items, self.future, self._here = items, future, here
+        self.executor = executor  # the one that ran it (plugin_pool drops it when it fails)
+
+    @property
+    def local(self) -> bool:
+        return getattr(self.future, "local", False)
+
+    def take_back(self) -> bool:
+        """Run the task here if no worker has started it; False when one has."""
+        if not self.future.cancel():
+            return False
+        self.future = done_future(self._here())
+        return True
+
+    def results(self, on_failure: Optional[Callable[[BaseException], None]] = None) -> list:
+        """The task's results; when its worker failed (died, out of memory, killed), computed
+        here (the executor reports a dead worker as BrokenProcessPool, it never hangs)."""
+        try:
+            return self.future.result()
+        except Exception as exc:
+            if on_failure is not None:
+                on_failure(exc)
+            else:
+                logger.warning("a worker process failed; diagnosing its run groups in-process", exc_info=True)
+            self.future = done_future(self._here())
+            return self.future.result()
 
 
 class GroupPool:
@@ -92,8 +120,8 @@ class GroupPool:
             self._pool.submit(_warm_up)  # forks the workers now, not at the first real task
         self.workers = workers if self._pool is not None else 0
         self.sent = 0  # run groups diagnosed by the workers (for logs and tests)
-        self._tasks: List[_Task] = []
-        self._prefetched: Dict[tuple, Tuple[_Task, int]] = {}  # signature -> (task, index in it)
+        self._tasks: List[Task] = []
+        self._prefetched: Dict[tuple, Tuple[Task, int]] = {}  # signature -> (task, index in it)
         self._settings = None
 
     def __enter__(self) -> "GroupPool":
@@ -126,7 +154,8 @@ class GroupPool:
             self._submit(groups[start : start + CHUNK_GROUPS], settings)
 
     def _submit(self, groups: list, settings) -> None:
-        task = _Task(groups, self._pool.submit(_diagnose_chunk, groups, settings))
+        task = Task(groups, self._pool.submit(_diagnose_chunk, groups, settings),
+                     functools.partial(_diagnose_all, groups, settings))
         self._tasks.append(task)
         for index, group in enumerate(groups):
             self._prefetched[_signature(group)] = (task, index)
@@ -156,25 +185,16 @@ class GroupPool:
         # Then tasks no worker has started yet are taken back, from the last one, so this
         # process and the workers stay busy until the end.
         for task in reversed(self._tasks):
-            if task.future.cancel():
-                task.future = _done(_diagnose_all(task.groups, settings))
+            task.take_back()
         for i, where in enumerate(found):
             if where is not None:
-                results[i] = self._result(*where, settings)
-        self.sent += sum(len(t.groups) for t in self._tasks if not getattr(t.future, "local", False))
+                task, index = where
+                results[i] = task.results()[index]
+        self.sent += sum(len(t.items) for t in self._tasks if not t.local)
         self._tasks, self._prefetched = [], {}
         for _, added in results:
             problems.extend(added)
         return [entry for entry, _ in results]
-
-    def _result(self, task: _Task, index: int, settings):
-        try:
-            return task.future.result()[index]
-        except Exception:  # a worker died (out of memory, killed): do its share here
-            # (the executor reports a dead worker as BrokenProcessPool, it never hangs)
-            logger.warning("a worker process failed; diagnosing its run groups in-process", exc_info=True)
-            task.future = _done(_diagnose_all(task.groups, settings))
-            return task.future.result()[index]
 
 
 def _diagnose_here(groups, settings, problems: List[dict]) -> List[dict]:
@@ -184,7 +204,7 @@ def _diagnose_here(groups, settings, problems: List[dict]) -> List[dict]:
     return [diagnose_run_group(g, settings, problems) for g in groups]
 
 
-def _done(value) -> Future:
+def done_future(value) -> Future:
     """A future already holding `value` (work done in this process)."""
     future: Future = Future()
     future.local = True  # type: ignore[attr-defined]

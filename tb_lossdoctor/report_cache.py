@@ -14,6 +14,10 @@ JSON text kept per run (each run's entry is serialised once, when its group is d
 HParams record changes), in the report's order, around the small top-level fields. The previous
 body's assembly is patched with the changed groups; the across-runs `sweep` is recomputed whole.
 
+A build with many run groups to diagnose also hands them, in chunks, to worker processes
+(`plugin_pool`: started by the first such build, then kept); the report is the same, byte for
+byte (`chunk_parts` runs the same code here and there).
+
 TensorBoard serves requests from threads. One lock guards the caches' dictionaries and is held
 only to look up or store; reading and diagnosing happen outside it. One build runs per report
 key at a time (a request for a key being built waits for that build and gets its body), and a
@@ -144,6 +148,31 @@ class _GroupResult:
         return swept, text
 
 
+def group_parts(series, problems, settings) -> dict:
+    """One run group's part of the report (`_GroupResult.parts`): the engine's report on its
+    series, minus the fields of the whole report."""
+    from tb_lossdoctor import engine
+
+    rep = engine.diagnose(series, settings, problems=list(problems))
+    report_mod.dumps(rep)  # must be valid JSON on its own
+    rep = {k: v for k, v in rep.items() if k not in _OWN_FIELDS}
+    rep.setdefault("sampled", any(s.sampled for s in series))
+    return rep
+
+
+def chunk_parts(chunk, settings) -> List[Optional[dict]]:
+    """`group_parts` of each (name, series, problems), here or in a worker process; None where
+    it raised (the group is diagnosed again in the plugin's process, which logs the failure
+    and lists it in the report)."""
+    out: List[Optional[dict]] = []
+    for _, series, problems in chunk:
+        try:
+            out.append(group_parts(series, problems, settings))
+        except Exception:
+            out.append(None)
+    return out
+
+
 def _neutral(value) -> bool:
     return value is False or (type(value) is int and value == 0) or (type(value) is list and not value)
 
@@ -229,8 +258,13 @@ class _Build:
 class ReportCache:
     """Per-group diagnosis cache plus assembled-report cache, both LRU-bounded and thread-safe."""
 
-    def __init__(self, settings=None, *, max_groups: int = 1_000_000, max_reports: int = 64):
+    def __init__(self, settings=None, *, max_groups: int = 1_000_000, max_reports: int = 64,
+                 workers: Optional[int] = None):
         self.settings = settings
+        # Worker processes for large builds (`plugin_pool`; None: `plugin_workers()`, 0: none),
+        # started by the first build that has enough run groups to diagnose.
+        self.workers = workers
+        self._pool = None
         self._lock = threading.Lock()
         self._groups = _LRU(max_groups)  # (eid, group) -> (data_key, _GroupResult)
         self._reports = _LRU(max_reports)  # (eid, run filter, full key) -> JSON text
@@ -250,6 +284,24 @@ class ReportCache:
             self._skeleton_parts = None
             self._words = None
             self._assemblies.clear()
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started (they also stop when the process exits)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def _pool_for(self, groups: int):
+        """The worker pool for a build with `groups` run groups to diagnose, or None."""
+        from tb_lossdoctor import plugin_pool
+
+        with self._lock:
+            if self.workers is None:
+                self.workers = plugin_pool.plugin_workers()
+            if self._pool is None and self.workers and groups >= plugin_pool.POOL_START_GROUPS:
+                self._pool = plugin_pool.WorkerPool(self.workers)
+            return self._pool if groups >= plugin_pool.POOL_MIN_GROUPS else None
 
     def sizes(self) -> Tuple[int, int]:
         """(cached groups, cached reports), read under the lock."""
@@ -389,35 +441,47 @@ class ReportCache:
                 build.progress.update(results)
 
         extra_problems: List[dict] = []
-        cacheable = True
-        # Read and diagnose the stale groups a batch at a time: memory holds one batch's points,
-        # never the whole logdir's, and every result is kept (the cache is sized to the logdir).
-        for batch in _batches(sorted(stale), stale, provider_reader.READ_BATCH_RUNS):
-            members = {name: stale[name] for name in batch}
-            try:
-                series, problems = self._read(provider, ctx, eid, members, sample_limit)
-            except Exception as exc:
-                logger.warning("lossdoctor: read_scalars failed: %s", exc, exc_info=True)
-                cacheable = False
-                for name in batch:
-                    if name in previous:
-                        results[name] = previous[name]
-                        reason = "could not re-read new data; showing the previous diagnosis"
-                    else:
-                        reason = "could not read this run group (TensorBoard's log says why)"
-                    extra_problems.append({"run": name, "tag": None, "reason": reason})
-                continue
-            for name, (group_series, group_problems) in _split_by_group(members, series, problems).items():
-                result = self._diagnose_group(name, group_series, group_problems)
+        unread: List[str] = []
+
+        def chunks():
+            """The stale groups' (name, series, problems), read a batch at a time: memory holds a
+            few batches' points, never the whole logdir's."""
+            for batch in _batches(sorted(stale), stale, provider_reader.READ_BATCH_RUNS):
+                members = {name: stale[name] for name in batch}
+                try:
+                    series, problems = self._read(provider, ctx, eid, members, sample_limit)
+                except Exception as exc:
+                    logger.warning("lossdoctor: read_scalars failed: %s", exc, exc_info=True)
+                    unread.extend(batch)
+                    continue
+                items = [(name, *found) for name, found in _split_by_group(members, series, problems).items()]
+                del series
+                for start in range(0, len(items), plugin_pool.CHUNK_GROUPS):
+                    yield items[start:start + plugin_pool.CHUNK_GROUPS]
+
+        def diagnosed(chunk, parts):
+            for (name, group_series, group_problems), part in zip(chunk, parts):
+                result = self._diagnose_group(name, group_series, group_problems, part)
                 results[name] = result
-                with self._lock:
+                with self._lock:  # every result is kept (the cache is sized to the logdir)
                     self._groups.put((eid, name), (groups[name], result))
                     if build is not None:
                         build.progress[name] = result
-            del series
+
+        # Diagnosed in this thread and, for large builds, in worker processes too.
+        from tb_lossdoctor import plugin_pool
+
+        plugin_pool.spread(self._pool_for(len(stale)), chunks(), chunk_parts, (self.settings,), diagnosed)
+        for name in unread:
+            if name in previous:
+                results[name] = previous[name]
+                reason = "could not re-read new data; showing the previous diagnosis"
+            else:
+                reason = "could not read this run group (TensorBoard's log says why)"
+            extra_problems.append({"run": name, "tag": None, "reason": reason})
         if stale and not results:
             raise ReportUnavailable("could not read the experiment's scalars (TensorBoard's log says why)")
-        return results, extra_problems, cacheable
+        return results, extra_problems, not unread
 
     def _read(self, provider, ctx, eid, stale, sample_limit):
         runs = sorted({r for members in stale.values() for r in members})
@@ -428,9 +492,12 @@ class ReportCache:
             provider, ctx, eid, runs=runs, tags=tags, sample_limit=sample_limit
         )
 
-    def _diagnose_group(self, name, series, problems) -> _GroupResult:
+    def _diagnose_group(self, name, series, problems, parts: Optional[dict] = None) -> _GroupResult:
+        """The group's result, from its `parts` when they were diagnosed already (`chunk_parts`)."""
         with self._lock:
             self.diagnosed_groups += 1
+        if parts is not None:
+            return _GroupResult(parts)
         try:
             return _GroupResult(self._diagnose(series, problems))
         except Exception:  # one broken group must not take the report down
@@ -443,13 +510,7 @@ class ReportCache:
             })
 
     def _diagnose(self, series, problems) -> dict:
-        from tb_lossdoctor import engine
-
-        rep = engine.diagnose(series, self.settings, problems=list(problems))
-        report_mod.dumps(rep)  # must be valid JSON on its own
-        rep = {k: v for k, v in rep.items() if k not in _OWN_FIELDS}
-        rep.setdefault("sampled", any(s.sampled for s in series))
-        return rep
+        return group_parts(series, problems, self.settings)
 
     def _build_together(self, provider, ctx, eid, groups, sample_limit) -> dict:
         members = {}
