@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -13,6 +14,7 @@ from tb_lossdoctor.naming import (
     split_of_run,
 )
 from tb_lossdoctor.series import Series
+from tb_lossdoctor.step_units import aligned_pair
 
 __all__ = ["Curve", "MetricPair", "RunGroup", "group_key", "group_series", "run_tags"]
 
@@ -111,6 +113,14 @@ def _pair_metric(metric: str, found: List[Tuple[Series, TagMeaning]]) -> MetricP
     if train:
         best_train = min(train, key=lambda c: _train_preference(c, pair.val))
         pair.train = Curve(best_train[0], best_train[1], role)
+    if pair.train is not None and pair.val is not None:
+        # Batches on one axis and epochs on the other: judged over the same steps only once
+        # they share one axis (mapped by wall time).
+        t, v = aligned_pair(pair.train.series, pair.val.series)
+        if t is not pair.train.series:
+            pair.train = dataclasses.replace(pair.train, series=t)
+        if v is not pair.val.series:
+            pair.val = dataclasses.replace(pair.val, series=v)
     return pair
 
 
