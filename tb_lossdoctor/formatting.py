@@ -144,6 +144,9 @@ def render_text(report: dict, *, color: bool = False, info: Optional[dict] = Non
                 out.append(paint(f"      curves: {', '.join(clean(t) for t in f['tags'])}", "dim"))
             for tip in f.get("advice", []):
                 out.append(f"      - {clean(tip)}")
+        for s in run.get("series", []):  # how a reader or the pairing changed a curve
+            for note in s.get("notes", []):
+                out.append(paint(f"  note: {clean(s.get('run', ''))}:{clean(s.get('tag', ''))}: {clean(note)}", "dim"))
     if not report.get("runs"):
         out.append("no run groups to diagnose")
     out.extend(sweep_view.text_lines(report, paint))

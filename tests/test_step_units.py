@@ -91,3 +91,12 @@ def test_validation_at_the_epoch_gets_the_verdict_of_validation_at_the_step(logs
     batches_per_epoch = {"learns": 47, "memorises": 30}[case]
     assert abs(found["step"] - same["step"]) <= batches_per_epoch, (found["step"], same["step"])
     assert np.abs(np.subtract(found["step_range"], same["step_range"])).max() <= batches_per_epoch
+
+
+def test_the_cli_text_says_which_curve_was_moved(logs, capsys):
+    from tb_lossdoctor.cli import main
+
+    main([str(logs / "memorises"), "--format", "text"])
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.strip().startswith("note: epoch_units:val/loss")]
+    assert "coarser unit" in line and "wall time" in line
