@@ -139,6 +139,7 @@ def series_entries(group: RunGroup) -> List[dict]:
             "points": len(c.series),
             "sampled": c.series.sampled,
             **({"notes": list(c.series.notes)} if c.series.notes else {}),
+            **({"axis": {"run": c.series.axis[0], "tag": c.series.axis[1]}} if c.series.axis else {}),
         }
         for pair in group.pairs
         for c in pair.curves

@@ -4,7 +4,9 @@ Routes (under `data/plugin/lossdoctor/`, with `--path_prefix` and `/experiment/<
 TensorBoard itself):
 - `index.js` and any other file of `tb_lossdoctor/static/`: the frontend bundle;
 - `report`: the JSON report of shared/spec/report.md; `?run=<run group>` narrows it to one group.
-- `series`: the points of one curve for the tab's charts, `?run=<run>&tag=<tag>`.
+- `series`: the points of one curve for the tab's charts, `?run=<run>&tag=<tag>`; with
+  `&axis_run=<run>&axis_tag=<tag>` (the report's `axis` of a curve counted in another step
+  unit), placed on that curve's step axis as the diagnosis placed it.
 
 Imports at module level are limited to TensorBoard's own core modules: an import error here
 would take TensorBoard down, so the engine (and numpy) are imported inside the handlers.
@@ -39,6 +41,7 @@ REPORT_PARAMS = frozenset({"run", "partial"})
 # run groups diagnosed so far; the build goes on and the tab asks again.
 PARTIAL_AFTER_SECONDS = 3.0
 SERIES_PARAMS = frozenset({"run", "tag"})
+AXIS_PARAMS = frozenset({"axis_run", "axis_tag"})
 MAX_CHART_POINTS = 20_000
 # The logdir listing (for empty or unreadable event files) is redone this often, off the
 # request path, and looks at this many event files at most.
@@ -268,10 +271,12 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
     @wrappers.Request.application
     def _serve_series(self, request):
         args = request.args
-        if set(args.keys()) != SERIES_PARAMS or any(len(args.getlist(k)) != 1 for k in SERIES_PARAMS):
-            return _json_error(request, "give exactly one `run` and one `tag`", 400)
+        keys = set(args.keys())
+        if keys not in (SERIES_PARAMS, SERIES_PARAMS | AXIS_PARAMS) or any(len(args.getlist(k)) != 1 for k in keys):
+            return _json_error(request, "give exactly one `run` and one `tag` (and at most one `axis_run` with one `axis_tag`)", 400)
         run, tag = args["run"], args["tag"]
-        if len(run) > MAX_PARAM_LENGTH or len(tag) > MAX_PARAM_LENGTH or "\x00" in run + tag:
+        axis = (args["axis_run"], args["axis_tag"]) if AXIS_PARAMS <= keys else None
+        if any(len(x) > MAX_PARAM_LENGTH or "\x00" in x for x in (run, tag) + (axis or ())):
             return _json_error(request, "`run` or `tag` is too long or malformed", 400)
         if self._data_provider is None:
             return _json_error(request, "this TensorBoard has no data provider", 503)
@@ -281,11 +286,18 @@ class LossDoctorPlugin(base_plugin.TBPlugin):
 
             ctx = tb_context.from_environ(request.environ)
             eid = plugin_util.experiment_id(request.environ)
-            found, _ = read_series(self._data_provider, ctx, eid, runs=[run], tags=[tag])
+            runs, tags = [run] + ([axis[0]] if axis else []), [tag] + ([axis[1]] if axis else [])
+            found, _ = read_series(self._data_provider, ctx, eid, runs=runs, tags=tags)
             match = [s for s in found if s.run == run and s.tag == tag]
             if not match:
                 return _json_error(request, "no scalar series %r in run %r" % (tag, run), 404)
-            body = json.dumps(chart_points(match[0], MAX_CHART_POINTS), allow_nan=False)
+            series = match[0]
+            reference = [s for s in found if axis and (s.run, s.tag) == axis]
+            if reference:
+                from tb_lossdoctor.step_units import on_axis_of
+
+                series = on_axis_of(reference[0], series) or series
+            body = json.dumps(chart_points(series, MAX_CHART_POINTS), allow_nan=False)
         except tb_errors.PublicError as exc:
             return _json_error(request, str(exc), exc.http_code)
         except Exception:

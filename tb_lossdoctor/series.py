@@ -27,6 +27,8 @@ class Series:
     wall_times: np.ndarray
     sampled: bool = False
     notes: tuple = field(default=())
+    # (run, tag) of the curve whose step axis this one was placed on (`step_units`), or ().
+    axis: tuple = field(default=())
 
     def __len__(self) -> int:
         return int(self.steps.size)

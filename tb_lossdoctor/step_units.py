@@ -66,4 +66,4 @@ def on_axis_of(reference: Series, other: Series) -> Optional[Series]:
     moved = make_series(other.run, other.tag, np.rint(mapped), other.values, other_wall, sampled=other.sampled)
     note = (f"its steps ({int(other.steps[0])}-{int(other.steps[-1])}) count a coarser unit than "
             f"{reference.tag}'s (epochs next to batches?): placed on that curve's step axis by wall time")
-    return dataclasses.replace(moved, notes=other.notes + moved.notes + (note,))
+    return dataclasses.replace(moved, notes=other.notes + moved.notes + (note,), axis=(reference.run, reference.tag))

@@ -177,9 +177,11 @@ def test_report_route_run_filter(tb, run, extra):
 
 
 @SETTINGS
-@given(query=queries(), run=st.sampled_from(NAMES + ["good"]), tag=st.sampled_from(TAGS))
-def test_series_route_any_query(tb, query, run, tag):
-    for q in (query, urllib.parse.urlencode({"run": run, "tag": tag})):
+@given(query=queries(), run=st.sampled_from(NAMES + ["good"]), tag=st.sampled_from(TAGS),
+       axis=st.tuples(st.sampled_from(NAMES + ["good"]), st.sampled_from(TAGS)))
+def test_series_route_any_query(tb, query, run, tag, axis):
+    with_axis = {"run": run, "tag": tag, "axis_run": axis[0], "axis_tag": axis[1]}
+    for q in (query, urllib.parse.urlencode({"run": run, "tag": tag}), urllib.parse.urlencode(with_axis)):
         status, headers, body = call(tb.app, BASE + "/series", q)
         doc = check_json_route(status, headers, body)
         if doc is not None:

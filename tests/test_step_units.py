@@ -100,3 +100,28 @@ def test_the_cli_text_says_which_curve_was_moved(logs, capsys):
     out = capsys.readouterr().out
     (line,) = [x for x in out.splitlines() if x.strip().startswith("note: epoch_units:val/loss")]
     assert "coarser unit" in line and "wall time" in line
+
+
+def test_tensorboard_serves_the_moved_curve_on_the_axis_it_was_judged_on(logs):
+    """Through a real TensorBoard: the report names the axis of the moved curve, and the
+    `series` route draws that curve on it (without `axis_*` it gives the curve as logged)."""
+    import urllib.parse
+
+    from tensorboard_process import get_json, running_tensorboard
+
+    args = ["--samples_per_plugin", "scalars=0", "--load_fast", "false"]
+    with running_tensorboard(logs / "memorises", args, lambda r: len(r["runs"]) == 2) as (base, _, report):
+        run = next(r for r in report["runs"] if r["run"] == "epoch_units")
+        moved = next(s for s in run["series"] if s["tag"] == "val/loss")
+        assert moved["axis"] == {"run": "epoch_units", "tag": "train/loss"}
+        assert "axis" not in next(s for s in run["series"] if s["tag"] == "train/loss")
+
+        def points(**params):
+            return get_json(base + "/data/plugin/lossdoctor/series?" + urllib.parse.urlencode(params))
+
+        as_logged = points(run="epoch_units", tag="val/loss")
+        drawn = points(run="epoch_units", tag="val/loss", axis_run="epoch_units", axis_tag="train/loss")
+        at_step = points(run="step_units", tag="val/loss")
+        assert as_logged["steps"] == list(range(30))
+        assert drawn["values"] == as_logged["values"]
+        assert np.abs(np.subtract(drawn["steps"], at_step["steps"])).max() <= 30  # one epoch's batches

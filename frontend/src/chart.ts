@@ -136,7 +136,7 @@ export class Chart {
       return;
     }
     if (!this.plot) this.showMessage("Loading curves…");
-    const results = await Promise.allSettled(refs.map((r) => this.cache.get(r.run, r.tag, r.points)));
+    const results = await Promise.allSettled(refs.map((r) => this.cache.get(r.run, r.tag, r.points, r.axis)));
     if (this.destroyed || ticket !== this.loading) return;
     const curves: Array<{ ref: SeriesRef; curve: Curve }> = [];
     let firstError: unknown = null;

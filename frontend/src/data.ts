@@ -61,16 +61,22 @@ function decode(v: number | string | null): number {
 export class SeriesCache {
   private cache = new Map<string, Promise<Curve>>();
 
-  /** `points` (from the report) is part of the key: a curve that grew is fetched again. */
-  get(run: string, tag: string, points?: number): Promise<Curve> {
-    const key = run + "\u0000" + tag + "\u0000" + (points ?? "");
+  /** `points` (from the report) is part of the key: a curve that grew is fetched again.
+   * `axis`: the curve whose step axis the diagnosis placed this one on (another step unit). */
+  get(run: string, tag: string, points?: number, axis?: { run: string; tag: string }): Promise<Curve> {
+    const key = [run, tag, points ?? "", axis?.run ?? "", axis?.tag ?? ""].join("\u0000");
     let p = this.cache.get(key);
     if (p) {
       // LRU: move to the end
       this.cache.delete(key);
       this.cache.set(key, p);
     } else {
-      const url = "./series?" + new URLSearchParams({ run, tag }).toString();
+      const params: Record<string, string> = { run, tag };
+      if (axis && typeof axis.run === "string" && typeof axis.tag === "string") {
+        params.axis_run = axis.run;
+        params.axis_tag = axis.tag;
+      }
+      const url = "./series?" + new URLSearchParams(params).toString();
       p = getJson<SeriesData>(url).then(({ value }) => {
         const steps = Array.isArray(value.steps) ? value.steps.map(Number) : [];
         const raw = Array.isArray(value.values) ? value.values : [];

@@ -10,6 +10,7 @@ export interface SeriesRef {
   metric?: string; // "loss" | "accuracy" | ...
   points?: number;
   notes?: string[]; // how the reader cleaned the curve (restarts, several values per step)
+  axis?: { run: string; tag: string }; // counted in another step unit: drawn on this curve's axis
 }
 
 export interface Finding {
