@@ -20,6 +20,8 @@ Medians of `--reps`, and each median as a ratio to the cold median of the same i
 one run group was diagnosed again; `--check` also compares the one-change report with a cold
 report of the same data (a second cache), ignoring `generated_at`.
 `--profile` writes a cProfile text of the last one-change request of each size (results folder).
+`--workers 0 1` measures the plugin diagnosing in-process, then with one worker process (a new
+pool per repetition, as each TensorBoard start has; the fork server itself is started once).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import make_logdir  # noqa: E402
+from tb_lossdoctor import parallel, plugin_pool  # noqa: E402
 from watch_poll import append_point  # noqa: E402
 
 TARGET_CHANGE = 0.05  # issue #13: a change to one run costs < 5% of a cold report
@@ -51,7 +54,8 @@ def _listing(server, ctx):
     return server.provider.list_scalars(ctx, experiment_id="", plugin_name="scalars")
 
 
-def measure(logdir: str, reps: int, check: bool, profile_path: str = None, gap: float = 0.5) -> dict:
+def measure(logdir: str, reps: int, check: bool, profile_path: str = None, gap: float = 0.5,
+            workers=None) -> dict:
     from tensorboard import context as tb_context
 
     from tb_lossdoctor.readers.data_server import DataServer
@@ -61,7 +65,7 @@ def measure(logdir: str, reps: int, check: bool, profile_path: str = None, gap: 
     cold, idle, one, checked = [], [], [], []
     for rep in range(reps):
         with DataServer(logdir, reload_seconds=1) as server:
-            cache = ReportCache()
+            cache = ReportCache(workers=workers)
 
             def request(profiler=None) -> float:
                 time.sleep(gap)
@@ -102,11 +106,12 @@ def measure(logdir: str, reps: int, check: bool, profile_path: str = None, gap: 
                     f.write(text.getvalue())
             if check:
                 changed = json.loads(request.body)
-                fresh = json.loads(ReportCache().report_json(server.provider, ctx, "", sample_limit=None))
+                fresh = json.loads(ReportCache(workers=0).report_json(server.provider, ctx, "", sample_limit=None))
                 changed.pop("generated_at"), fresh.pop("generated_at")
                 if changed != fresh:
                     raise AssertionError("the one-change report differs from a cold report of the same data")
                 checked.append(True)
+            cache.close()  # its worker processes, if any
     c, i, o = (statistics.median(x) for x in (cold, idle, one))
     return {"cold_s": c, "idle_s": i, "one_change_s": o, "idle_ratio": i / c, "one_change_ratio": o / c,
             "cold_all": cold, "idle_all": idle, "one_change_all": one, "checked": len(checked)}
@@ -121,6 +126,9 @@ def main(argv=None) -> int:
     p.add_argument("--gap", type=float, default=0.5, help="seconds between requests (as polls)")
     p.add_argument("--check", action="store_true", help="compare the one-change report with a cold one")
     p.add_argument("--profile", action="store_true", help="cProfile the last one-change request")
+    p.add_argument("--workers", type=int, nargs="+", default=[None],
+                   help="the plugin's worker processes (0: in-process; several values: each measured in "
+                        "turn, same logdir copy; default: as in TensorBoard, LOSSDOCTOR_WORKERS or cores - 1)")
     args = p.parse_args(argv)
 
     results_dir = os.path.join(make_logdir.DEFAULT_ROOT, "results")
@@ -133,20 +141,29 @@ def main(argv=None) -> int:
             logdir = os.path.join(tmp, "logdir")
             shutil.copytree(src, logdir)  # the writer appends to this copy only
             profile_path = os.path.join(results_dir, "plugin_changes_r%d_profile.txt" % n) if args.profile else None
-            row = measure(logdir, args.reps, args.check, profile_path, args.gap)
-        row.update(runs=n, run_folders=manifest.get("run_folders"), series=manifest.get("series"))
-        rows.append(row)
-        print("%6d runs: cold %.2f s, idle %.0f ms (%.3fx), one change %.0f ms (%.3fx)%s"
-              % (n, row["cold_s"], row["idle_s"] * 1e3, row["idle_ratio"], row["one_change_s"] * 1e3,
-                 row["one_change_ratio"], ", equal to a cold report" if row["checked"] else ""), flush=True)
+            for workers in args.workers:
+                if workers is None:
+                    workers = plugin_pool.plugin_workers() if os.environ.get(plugin_pool.WORKERS_ENV) else \
+                        max(0, min(parallel.MAX_WORKERS, parallel.available_cores() - 1))
+                load = os.getloadavg()[0]
+                row = measure(logdir, args.reps, args.check, profile_path, args.gap, workers)
+                row.update(runs=n, run_folders=manifest.get("run_folders"), series=manifest.get("series"),
+                           workers=workers, load_before=load, load_after=os.getloadavg()[0])
+                rows.append(row)
+                print("%6d runs, %d workers: cold %.2f s, idle %.0f ms (%.3fx), one change %.0f ms (%.3fx)%s; "
+                      "load %.1f -> %.1f"
+                      % (n, workers, row["cold_s"], row["idle_s"] * 1e3, row["idle_ratio"], row["one_change_s"] * 1e3,
+                         row["one_change_ratio"], ", equal to a cold report" if row["checked"] else "",
+                         row["load_before"], row["load_after"]), flush=True)
 
     print()
-    print("| runs (folders, series) | cold | idle | ÷ cold | one run changed | ÷ cold |")
-    print("|---|---|---|---|---|---|")
+    print("| runs (folders, series) | workers | cold | idle | ÷ cold | one run changed | ÷ cold | load average |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print("| %s (%s, %s) | %.2f s | %.0f ms | %.3fx | %.0f ms | **%.3fx** |"
-              % (f"{r['runs']:,}", f"{r['run_folders']:,}", f"{r['series']:,}", r["cold_s"], r["idle_s"] * 1e3,
-                 r["idle_ratio"], r["one_change_s"] * 1e3, r["one_change_ratio"]))
+        print("| %s (%s, %s) | %d | %.2f s | %.0f ms | %.3fx | %.0f ms | **%.3fx** | %.1f -> %.1f |"
+              % (f"{r['runs']:,}", f"{r['run_folders']:,}", f"{r['series']:,}", r["workers"], r["cold_s"],
+                 r["idle_s"] * 1e3, r["idle_ratio"], r["one_change_s"] * 1e3, r["one_change_ratio"],
+                 r["load_before"], r["load_after"]))
     for r in rows:
         print("%d runs: idle target (< %.0f%%) %s; one-change target (< %.0f%%) %s"
               % (r["runs"], TARGET_IDLE * 100, "met" if r["idle_ratio"] < TARGET_IDLE else "NOT met",

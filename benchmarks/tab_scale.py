@@ -146,14 +146,25 @@ def _cpu(pid):
     return (int(rest[11]) + int(rest[12])) / TICK
 
 
+def _is_pool_process(pid) -> bool:
+    """The plugin's worker processes (plugin_pool: the fork server and the workers it forks)
+    and multiprocessing's resource tracker."""
+    try:
+        return b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def cpu_split(tb_pid):
     """CPU seconds so far: {tensorboard: TensorBoard's Python process (with this plugin),
-    data_server: its children, browser: Chromium and the Playwright driver (our other children)}."""
+    data_server: its other children, workers: the plugin's worker processes, browser: Chromium
+    and the Playwright driver (our other children)}. A worker that exited is no longer counted."""
     table = _children_table()
     tb = _tree(tb_pid, table)
     ours = set(_tree(os.getpid(), table)) - set(tb) - {os.getpid()}
-    return {"tensorboard": _cpu(tb_pid), "data_server": sum(_cpu(p) for p in tb[1:]),
-            "browser": sum(_cpu(p) for p in ours)}
+    pool = [p for p in tb[1:] if _is_pool_process(p)]
+    return {"tensorboard": _cpu(tb_pid), "data_server": sum(_cpu(p) for p in tb[1:] if p not in pool),
+            "workers": sum(_cpu(p) for p in pool), "browser": sum(_cpu(p) for p in ours)}
 
 
 def cpu_delta(a, b):
@@ -349,7 +360,7 @@ def markdown(res) -> str:
     lines = [
         f"{res['runs']:,} run groups ({res['folders']:,} run folders) in `{res['logdir']}`; "
         f"medians of {len(reps)}; load average {res['load_before']} before, {res['load_after']} after "
-        f"({res['cores']} cores).",
+        f"({res['cores']} cores); LOSSDOCTOR_WORKERS={res.get('LOSSDOCTOR_WORKERS') or 'unset'}.",
         "",
         "| measurement (from `tensorboard` process start) | median | ÷ (a) | target | met |",
         "|---|---|---|---|---|",
@@ -415,7 +426,8 @@ def main(argv=None):
     log_dir = Path(tempfile.mkdtemp(prefix="tab_scale_"))  # TensorBoard's logs, never in the logdir
     res = {"logdir": str(logdir), "folders": folders, "runs": groups, "series": series, "cores": os.cpu_count(),
            "machine": platform.platform(), "load_before": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
-           "started": time.strftime("%Y-%m-%d %H:%M:%S"), "reps": []}
+           "started": time.strftime("%Y-%m-%d %H:%M:%S"), "reps": [],
+           "LOSSDOCTOR_WORKERS": os.environ.get("LOSSDOCTOR_WORKERS")}
     log(f"[tab_scale] {logdir}: {folders:,} run folders, {groups:,} run groups; load {res['load_before']}")
     order = ["requests", "start", "listed"]
     with sync_playwright() as p:
