@@ -463,3 +463,51 @@ def test_single_run_logdir_named_sampling_limit_stated_and_eval_metrics_unlabell
             assert "train_loss (train)" in curves
         finally:
             context.close()
+
+
+def test_chart_draws_validation_logged_at_the_epoch_on_the_training_steps(browser, tmp_path):
+    """Training logged per batch (global step), validation per epoch (the epoch number): the
+    chart asks for the validation curve on the training curve's axis and gets its points at
+    the batches each evaluation followed, as the finding quotes them."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    logdir = tmp_path / "logs" / "custom_loop"
+    writer = EventFileWriter(str(logdir))
+    batches_per_epoch, wall = 50, 1_700_000_000.0
+
+    def write(tag, step, value):
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
+        writer.add_event(event_pb2.Event(wall_time=wall, step=step, summary=summary))
+
+    for epoch in range(12):
+        for b in range(batches_per_epoch):
+            step = epoch * batches_per_epoch + b
+            wall += 0.2
+            write("train/loss", step, 0.3 + 2.0 * 0.993**step)
+        wall += 1.0
+        write("val/loss", epoch, 0.6 + 1.6 * 0.7**epoch + 0.03 * max(epoch - 5, 0))
+    writer.close()
+    args = ["--samples_per_plugin", "scalars=0", "--load_fast", "false"]
+    with running_tensorboard(logdir.parent, args, lambda r: len(r["runs"]) == 1) as (base, _, _):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        series_answers: list = []
+        page.on("response", lambda r: series_answers.append(r) if "/series?" in r.url else None)
+        try:
+            page.goto(base + "/#lossdoctor", wait_until="domcontentloaded")
+            frame = plugin_frame(page)
+            card = frame.locator(".ld-card").first
+            _ensure_open(card)
+            assert "epochs next to batches" in card.locator(".ld-series-list").inner_text()
+            head = card.locator(".ld-finding-head").first
+            if head.get_attribute("aria-expanded") != "true":
+                head.click()
+            card.locator(".ld-finding").first.locator("canvas").first.wait_for(state="visible", timeout=20000)
+            val = [r for r in series_answers if "tag=val%2Floss" in r.url]
+            assert val and "axis_tag=train%2Floss" in val[-1].url, [r.url for r in series_answers]
+            steps = val[-1].json()["steps"]
+            # Evaluation k follows batch (k + 1) * 50 - 1: on the training axis, not at 0..11.
+            assert steps[-1] >= 11 * batches_per_epoch and steps[1] >= batches_per_epoch - 1, steps
+        finally:
+            context.close()
