@@ -16,7 +16,8 @@ others, two ways: split-half (alternate repositories) and leave-one-repository-o
 held-out scores match the default settings' score, the defaults are not tuned to a few cases.
 
 `--perturb` rewrites every case in ways that leave a careful engineer's label unchanged (steps
-in other units or offset, every other point logged, a random tenth of the points missing) and
+in other units or offset, every other point logged, a random tenth of the points missing,
+validation counted in epochs next to training's batches) and
 counts the verdicts that change: a rule that flips when a run is logged half as often is tuned
 to the exact points it was shown, which is what held-out runs punish.
 
@@ -44,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tb_lossdoctor.engine import diagnose  # noqa: E402
+from tb_lossdoctor.grouping import group_series  # noqa: E402
 from tb_lossdoctor.readers.logdir import read_logdir  # noqa: E402
 from tb_lossdoctor.series import Series  # noqa: E402
 from tb_lossdoctor.settings import Settings  # noqa: E402
@@ -181,15 +183,27 @@ PERTURBATIONS: Dict[str, Callable[[Series], Series]] = {
 }
 
 
+def validation_in_epochs(series: List[Series]) -> List[Series]:
+    """Every validation curve logged at the global step re-counted 0, 1, 2... (the epoch
+    number, as a custom loop's `add_scalar("val/loss", v, epoch)` writes it); wall times kept."""
+    val = {(c.series.run, c.series.tag) for g in group_series(series) for p in g.pairs for c in p.curves
+           if c.role == "val"}
+    return [dataclasses.replace(s, steps=np.arange(s.steps.size))
+            if (s.run, s.tag) in val and s.steps.size >= 2 and s.steps[-1] >= 5 * s.steps.size else s
+            for s in series]
+
+
 def perturbed(labels: dict, series: dict, cases: Sequence[str]) -> List[Tuple[str, int, int, List[str]]]:
     """(perturbation, exact, false alarms, [case: verdict before -> after]) for each perturbation."""
     before = {case: codes_and_verdict(diagnose(series[case]))[1] for case in cases}
     rows = []
-    for name, change in PERTURBATIONS.items():
+    changes = {name: (lambda ss, c=change: [c(s) for s in ss]) for name, change in PERTURBATIONS.items()}
+    changes["validation counted in epochs"] = validation_in_epochs
+    for name, change in changes.items():
         exact = alarms = 0
         flips = []
         for case in cases:
-            codes, verdict = codes_and_verdict(diagnose([change(s) for s in series[case]]))
+            codes, verdict = codes_and_verdict(diagnose(change(series[case])))
             e, a = judge(labels[case], codes)
             exact, alarms = exact + e, alarms + a
             if verdict != before[case]:
