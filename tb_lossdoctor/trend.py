@@ -10,6 +10,7 @@ changes no verdict.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
 from functools import cached_property, lru_cache
 from typing import List, Optional, Tuple
 
@@ -71,10 +72,11 @@ class CurveStats:
     end: float = float("nan")  # smoothed level at the end
     first_step: int = 0
     final_step: int = 0
-    recent: Optional[Trend] = None
-    # (bin steps, smoothed values, settings, scale) for the trends computed on demand below.
+    # (bin steps, smoothed values / scale, settings, scale) for the trends computed on demand below.
     trend_inputs: Optional[tuple] = field(default=None, repr=False)
-    # (steps, scaled values, settings, scale) for the spikes, found on first use: only the main
+    # Window fits by first bin (every trend is over a suffix of the bins), see `trend_from_bin`.
+    fits: dict = field(default_factory=dict, repr=False)
+    # (steps, scaled values, settings, scale, bin layout) for the spikes, found on first use: only the main
     # curve of a run is searched for spikes, and most series are not main curves.
     spike_inputs: Optional[tuple] = field(default=None, repr=False)
 
@@ -83,49 +85,75 @@ class CurveStats:
         """Transient spikes: (step, height above the local baseline, value units)."""
         if self.spike_inputs is None:
             return []
-        steps, scaled, settings, scale = self.spike_inputs
-        return find_spikes(steps, scaled, settings, scale, self.bin_steps, self.bin_values / scale)
+        steps, scaled, settings, scale, layout = self.spike_inputs
+        return find_spikes(steps, scaled, settings, scale, self.bin_steps, self.trend_inputs[1], layout)
 
     @property
     def improvement(self) -> float:
         return max(0.0, self.start - self.best)
 
     @cached_property
-    def overall(self) -> Optional[Trend]:
-        """Trend over the whole curve (computed on first use: most verdicts never need it)."""
+    def recent(self) -> Optional[Trend]:
+        """Trend over the recent window (the last `recent_fraction` of the steps), judged against
+        the whole curve's range; None for a curve with under three bins there (or no span).
+        Computed on first use: the rules often decide on a validation curve's other windows."""
         if self.trend_inputs is None:
             return None
-        bin_steps, smoothed, settings, scale = self.trend_inputs
-        return window_trend(bin_steps, smoothed, self, settings, scale, whole=True)
+        bin_steps, scaled, settings, _ = self.trend_inputs
+        return self.trend_from_bin(recent_first_bin(bin_steps, settings), value_range_of(scaled))
+
+    @cached_property
+    def overall(self) -> Optional[Trend]:
+        """Trend over the whole curve (computed on first use: most verdicts never need it)."""
+        return self.trend_from_bin(0)
 
     @cached_property
     def since_best(self) -> Optional[Trend]:
         """Trend from just after the best point to the end (computed on first use)."""
         if self.trend_inputs is None:
             return None
-        bin_steps, smoothed, settings, scale = self.trend_inputs
+        bin_steps, _, settings, _ = self.trend_inputs
         # Strictly after the best point: a window that starts at its own minimum is biased upward.
-        after_best = bin_steps > self.best_step
-        if after_best.sum() < settings.min_window_bins:
+        first = int(bin_steps.searchsorted(self.best_step, side="right"))
+        if bin_steps.size - first < settings.min_window_bins:
             return None
-        return window_trend(bin_steps[after_best], smoothed[after_best], self, settings, scale, whole=True)
+        return self.trend_from_bin(first)
 
     def trend_from(self, step: float) -> Optional[Trend]:
         """Trend of the smoothed curve from `step` to the end (pairs judge both curves over the
         same window); None with fewer than `min_window_bins` points there."""
         if self.trend_inputs is None:
             return None
-        bin_steps, smoothed, settings, scale = self.trend_inputs
-        inside = bin_steps >= step
-        if inside.sum() < min(settings.min_window_bins, bin_steps.size):
+        bin_steps, _, settings, _ = self.trend_inputs
+        first = int(bin_steps.searchsorted(step, side="left"))  # the first bin at `step` or later
+        if bin_steps.size - first < min(settings.min_window_bins, bin_steps.size):
             return None
-        return window_trend(bin_steps[inside], smoothed[inside], self, settings, scale, whole=True)
+        return self.trend_from_bin(first)
+
+    def trend_from_bin(self, first: int, value_range: Optional[float] = None) -> Optional[Trend]:
+        """Trend of the smoothed curve from bin `first` to the end, judged meaningful against
+        `value_range` (scaled units; by default the window's own range).
+
+        The fit is memoised by `first`: the recent window, the whole curve and a pair's shared
+        window often start at the same bin, and the fit does not depend on the range.
+        """
+        if self.trend_inputs is None:
+            return None
+        bin_steps, scaled, settings, scale = self.trend_inputs
+        if first not in self.fits:
+            self.fits[first] = fit_window(bin_steps[first:], scaled[first:], self, settings, scale)
+        fit = self.fits[first]
+        if fit is None:
+            return None
+        if value_range is None:
+            value_range = value_range_of(scaled[first:])
+        return fit.judged(value_range, settings, scale)
 
     def range_from(self, step: float) -> float:
         """Range of the smoothed curve from `step` on (the yardstick over steps both curves of a
         pair cover: a validation curve first evaluated after the early drop never saw it)."""
         inside = self.bin_values[self.bin_steps >= step]
-        return float(np.ptp(inside)) if inside.size else 0.0
+        return value_range_of(inside) if inside.size else 0.0
 
     @cached_property
     def smooth_noise(self) -> float:
@@ -163,7 +191,7 @@ class CurveStats:
 
     @property
     def value_range(self) -> float:
-        return float(np.ptp(self.bin_values)) if self.bin_values.size else 0.0
+        return value_range_of(self.bin_values) if self.bin_values.size else 0.0
 
     @property
     def span(self) -> int:
@@ -174,11 +202,13 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
     """Compute `CurveStats` of an oriented curve; `steps` strictly increasing."""
     steps = np.asarray(steps, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
-    stats = CurveStats(points=int(values.size), finite_points=int(np.isfinite(values).sum()))
+    finite = np.isfinite(values)
+    all_finite = bool(finite.all())
+    stats = CurveStats(points=int(values.size),
+                       finite_points=int(values.size) if all_finite else int(finite.sum()))
     if values.size == 0:
         return stats
-    finite = np.isfinite(values)
-    if not finite.all():
+    if not all_finite:
         first_bad = int(np.argmin(finite))
         stats.first_nonfinite_step = int(steps[first_bad])
         stats.first_nonfinite_value = float(values[first_bad])
@@ -196,16 +226,17 @@ def analyse(steps: np.ndarray, values: np.ndarray, settings: Settings) -> CurveS
     # every measure below is a ratio, so this changes no verdict.
     scale = _magnitude(values)
     scaled = values / scale
-    bin_steps, bin_values, per_bin = bin_medians(steps, scaled, settings.bins)
+    # The bins of a dense curve, found once: the spike search measures its noise per bin too.
+    layout = bin_layout(steps, settings.bins) if values.size > settings.bins else None
+    bin_steps, bin_values, per_bin = bin_medians(steps, scaled, settings.bins, layout)
     stats.bin_steps, stats.bin_values, stats.points_per_bin = bin_steps, bin_values * scale, per_bin
     stats.noise = point_noise(scaled) * scale
     _levels(stats, scaled * scale, settings)
-    best_point = int(np.argmin(scaled))
+    best_point = int(scaled.argmin())
     stats.best_point, stats.best_point_step = float(values[best_point]), int(steps[best_point])
-    smoothed = stats.bin_values  # in value units; window_trend rescales by `scale` itself
-    stats.recent = window_trend(bin_steps, smoothed, stats, settings, scale)
+    smoothed = stats.bin_values / scale  # the trends are fitted in scaled units
     stats.trend_inputs = (bin_steps, smoothed, settings, scale)
-    stats.spike_inputs = (steps, scaled, settings, scale)
+    stats.spike_inputs = (steps, scaled, settings, scale, layout)
     return stats
 
 
@@ -223,8 +254,9 @@ def median(a: np.ndarray) -> float:
 
 
 def _magnitude(values: np.ndarray) -> float:
-    top = float(np.max(np.abs(values))) if values.size else 0.0
-    return top if np.isfinite(top) and top > 0 else 1.0
+    """Largest absolute value (1 when there is none, or it is zero or not finite)."""
+    top = float(np.abs(values).max()) if values.size else 0.0
+    return top if math.isfinite(top) and top > 0 else 1.0
 
 
 def bin_ids(steps: np.ndarray, bins: int) -> np.ndarray:
@@ -239,7 +271,7 @@ def _run_starts(ids: np.ndarray) -> np.ndarray:
     change = np.empty(ids.size, dtype=bool)
     change[0] = True
     np.not_equal(ids[1:], ids[:-1], out=change[1:])
-    return np.flatnonzero(change)
+    return change.nonzero()[0]
 
 
 def _run_lengths(starts: np.ndarray, n: int) -> np.ndarray:
@@ -249,41 +281,59 @@ def _run_lengths(starts: np.ndarray, n: int) -> np.ndarray:
     return lengths
 
 
-def grouped_medians(values: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """(start index of each group, median of each group) for non-decreasing group `ids`.
+@dataclass(frozen=True)
+class BinLayout:
+    """Which points of a sorted curve fall in which equal-width step bin (empty bins dropped)."""
 
-    Each group is a contiguous slice; sorting by (group, value) keeps the slices in place and
-    orders the values inside each one, so one lexsort gives every median.
-    """
-    n = values.size
+    ids: np.ndarray  # bin index of each point, non-decreasing
+    starts: np.ndarray  # index of the first point of each non-empty bin
+    counts: np.ndarray  # points in each non-empty bin
+    even: bool  # every non-empty bin holds the same number of points
+
+
+def bin_layout(steps: np.ndarray, bins: int) -> BinLayout:
+    """The `BinLayout` of `bins` equal-width step bins over sorted, non-empty `steps`."""
+    ids = bin_ids(steps, bins)
     starts = _run_starts(ids)
-    counts = _run_lengths(starts, n)
-    if counts.size and np.all(counts == counts[0]):  # evenly logged: a plain reshape
+    counts = _run_lengths(starts, steps.size)
+    return BinLayout(ids, starts, counts, bool((counts == counts[0]).all()))
+
+
+def grouped_medians(values: np.ndarray, layout: BinLayout) -> np.ndarray:
+    """Median of each bin of `layout` (contiguous slices of `values`).
+
+    Evenly filled bins are rows of a reshape, partitioned at once; otherwise sorting by
+    (bin, value) keeps the slices in place and orders the values inside each one, so one
+    lexsort gives every median.
+    """
+    starts, counts = layout.starts, layout.counts
+    if layout.even:
         m = int(counts[0])
         lo, hi = (m - 1) // 2, m // 2
-        part = np.partition(values.reshape(counts.size, m), (lo, hi), axis=1)
-        return starts, 0.5 * (part[:, lo] + part[:, hi])
-    order = np.lexsort((values, ids))
+        part = values.reshape(counts.size, m).copy()  # np.partition's own steps, minus its wrapper
+        part.partition((lo, hi), axis=1)
+        return 0.5 * (part[:, lo] + part[:, hi])
+    order = np.lexsort((values, layout.ids))
     ranked = values[order]
-    return starts, 0.5 * (ranked[starts + (counts - 1) // 2] + ranked[starts + counts // 2])
+    return 0.5 * (ranked[starts + (counts - 1) // 2] + ranked[starts + counts // 2])
 
 
 def bin_medians(
-    steps: np.ndarray, values: np.ndarray, bins: int
+    steps: np.ndarray, values: np.ndarray, bins: int, layout: Optional[BinLayout] = None
 ) -> Tuple[np.ndarray, np.ndarray, float]:
     """Medians of equal-width step bins (empty bins dropped): (bin steps, medians, points/bin).
 
     With `bins` or fewer points every point is its own bin. The step of a bin is the median
-    step of its points, so uneven spacing is respected.
+    step of its points, so uneven spacing is respected. `layout`: the `bin_layout` of `steps`,
+    when the caller already has it.
     """
     n = values.size
     if n <= bins:
         return steps.astype(np.float64), values.copy(), 1.0
-    ids = bin_ids(steps, bins)
-    starts, medians = grouped_medians(values, ids)
-    counts = _run_lengths(starts, n)
-    bin_step = steps[starts + (counts - 1) // 2]
-    return bin_step.astype(np.float64), medians, float(n) / starts.size
+    layout = layout or bin_layout(steps, bins)
+    medians = grouped_medians(values, layout)
+    bin_step = steps[layout.starts + (layout.counts - 1) // 2]
+    return bin_step.astype(np.float64), medians, float(n) / layout.starts.size
 
 
 def point_noise(values: np.ndarray) -> float:
@@ -340,48 +390,70 @@ def mann_kendall_z(y: np.ndarray) -> float:
     return (s - np.sign(s)) / np.sqrt(var) if s != 0 else 0.0
 
 
-def window_trend(
-    bin_steps: np.ndarray,
-    bin_values: np.ndarray,
-    stats: CurveStats,
-    settings: Settings,
-    scale: float,
-    whole: bool = False,
-) -> Optional[Trend]:
-    """Falling / flat / rising over the recent window (or the whole curve).
+@dataclass
+class WindowFit:
+    """The robust line through a window of the smoothed curve, in scaled units (value / scale):
+    what a trend is, before it is judged against a range."""
 
-    A trend needs both a significant robust slope (change beyond `trend_z` standard errors of
-    the fit) and a meaningful one (at least `trend_min_change` of the curve's range).
+    change: float  # fitted change across the window
+    stderr: float  # standard error of that change
+    significant: bool  # slope and rank tests agree there is a trend
+    start_step: int
+    end_step: int
+
+    def judged(self, value_range: float, settings: Settings, scale: float) -> Trend:
+        """The trend, meaningful when the change is at least `trend_min_change` of
+        `value_range` (scaled units); returned in value units."""
+        change = self.change
+        meaningful = abs(change) >= settings.trend_min_change * value_range and abs(change) > 0
+        direction = FLAT
+        if self.significant and meaningful:
+            direction = FALLING if change < 0 else RISING
+        return Trend(direction, change * scale, self.stderr * scale, self.start_step, self.end_step,
+                     self.significant)
+
+
+def value_range_of(values: np.ndarray) -> float:
+    """Range (max - min) of a non-empty array, as np.ptp without its wrapper's overhead."""
+    return float(values.max() - values.min())
+
+
+def recent_first_bin(bin_steps: np.ndarray, settings: Settings) -> int:
+    """First bin of the recent window: the last `recent_fraction` of the steps, widened to the
+    last `min_window_bins` bins (or all of them) when that holds fewer. `bin_steps` sorted."""
+    start = bin_steps[-1] - settings.recent_fraction * (bin_steps[-1] - bin_steps[0])
+    first = int(bin_steps.searchsorted(start, side="left"))  # the first bin at `start` or later
+    if bin_steps.size - first < settings.min_window_bins:
+        first = bin_steps.size - min(settings.min_window_bins, bin_steps.size)
+    return first
+
+
+def fit_window(
+    x: np.ndarray, y: np.ndarray, stats: CurveStats, settings: Settings, scale: float
+) -> Optional[WindowFit]:
+    """Robust trend fit of a window (bin steps `x`, scaled bin values `y`); None with fewer
+    than three bins or no step span.
+
+    A trend needs a significant robust slope (change beyond `trend_z` standard errors of the
+    fit) that the rank test confirms; `WindowFit.judged` adds that it must be meaningful.
     """
-    if bin_values.size < 3:
+    if y.size < 3:
         return None
-    x, y = bin_steps, bin_values / scale
-    if not whole:
-        start = x[-1] - settings.recent_fraction * (x[-1] - x[0])
-        inside = x >= start
-        if inside.sum() < settings.min_window_bins:
-            inside = np.zeros(x.size, dtype=bool)
-            inside[-min(settings.min_window_bins, x.size):] = True
-        x, y = x[inside], y[inside]
     length = float(x[-1] - x[0])
-    if length <= 0 or x.size < 3:
+    if length <= 0:
         return None
-    slope, intercept = theil_sen(x - x[0], y)
+    offset = x - x[0]
+    slope, intercept = theil_sen(offset, y)
     change = slope * length
-    residuals = y - (intercept + slope * (x - x[0]))
+    residuals = y - (intercept + slope * offset)
     scatter = _MAD_TO_SIGMA * median(np.abs(residuals - median(residuals)))
     # A short window's residuals can be quiet by chance: never claim less scatter than the
     # smoothed curve's own point-to-point noise, measured over all of it, nor than the
     # minibatch noise its bin medians carry in theory.
     scatter = max(scatter, stats.smooth_noise / scale, stats.leftover_noise / scale)
     stderr = scatter * np.sqrt(12.0 / x.size)
-    value_range = float(np.ptp(bin_values / scale))
     significant = abs(change) > settings.trend_z * stderr and abs(mann_kendall_z(y)) >= settings.rank_z
-    meaningful = abs(change) >= settings.trend_min_change * value_range and abs(change) > 0
-    direction = FLAT
-    if significant and meaningful:
-        direction = FALLING if change < 0 else RISING
-    return Trend(direction, change * scale, stderr * scale, int(x[0]), int(x[-1]), significant)
+    return WindowFit(change, stderr, significant, int(x[0]), int(x[-1]))
 
 
 def find_spikes(
@@ -391,6 +463,7 @@ def find_spikes(
     scale: float,
     bin_steps: np.ndarray,
     bin_values: np.ndarray,
+    layout: Optional[BinLayout] = None,
 ) -> List[Tuple[int, float]]:
     """Transient upward excursions that came back: (peak step, height above the local baseline).
 
@@ -411,10 +484,10 @@ def find_spikes(
         padded = np.pad(values, w // 2, mode="edge")
         baseline = np.median(np.lib.stride_tricks.sliding_window_view(padded, w), axis=1)
     residual = values - baseline
-    value_range = float(np.ptp(baseline))
+    value_range = value_range_of(baseline)
     if value_range <= 0 or residual.max() <= settings.spike_min_height * value_range:
         return []  # nothing reaches the height floor: skip measuring the noise
-    sigma = _residual_noise(steps, residual, settings)
+    sigma = _residual_noise(steps, residual, settings, layout)
     threshold = np.maximum(settings.spike_noise * sigma, settings.spike_min_height * value_range)
     tall = residual > threshold
     if not tall.any():
@@ -429,15 +502,17 @@ def find_spikes(
     return out
 
 
-def _residual_noise(steps: np.ndarray, residual: np.ndarray, settings: Settings) -> np.ndarray:
+def _residual_noise(
+    steps: np.ndarray, residual: np.ndarray, settings: Settings, layout: Optional[BinLayout] = None
+) -> np.ndarray:
     """Robust noise of the residuals around the baseline, per point. Noise is often larger early
     in training, so dense curves measure it per bin; a curve with a point or two per bin has no
     local sample (a point would be measured against itself), so it uses one overall value."""
     if residual.size < 4 * settings.bins:
         return np.full(residual.size, _MAD_TO_SIGMA * median(np.abs(residual)))
-    ids = bin_ids(steps, settings.bins)
-    starts, local = grouped_medians(np.abs(residual), ids)
-    return _MAD_TO_SIGMA * np.repeat(local, _run_lengths(starts, residual.size))
+    layout = layout or bin_layout(steps, settings.bins)
+    local = grouped_medians(np.abs(residual), layout)
+    return _MAD_TO_SIGMA * np.repeat(local, layout.counts)
 
 
 def _true_runs(mask: np.ndarray) -> List[Tuple[int, int]]:
