@@ -55,8 +55,16 @@ def order_runs(runs: List[dict]) -> List[dict]:
     return sorted(runs, key=lambda r: (-SEVERITY_RANK[r["status"]], r["run"]))
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def json_safe(value: Any) -> Any:
     """Numbers as plain JSON: non-finite floats become the strings "NaN", "Infinity", "-Infinity"."""
+    kind = type(value)
+    if kind in _PLAIN:  # the common leaves first (exact types: a numpy scalar goes below)
+        return value
+    if kind is float and math.isfinite(value):
+        return float(f"{value:.6g}")
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import math
 from functools import cached_property, lru_cache
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from tb_lossdoctor.settings import Settings
 FALLING, FLAT, RISING = "falling", "flat", "rising"
 _MAD_TO_SIGMA = 1.4826  # a normal sample's standard deviation per median absolute deviation
 _MEDIAN_SE = 1.2533  # the standard error of a median is sqrt(pi/2) times the mean's
+_SQRT_6 = np.sqrt(6.0)  # deviation of a second difference of independent unit noise
 
 
 @lru_cache(maxsize=128)
@@ -288,15 +289,36 @@ class BinLayout:
     ids: np.ndarray  # bin index of each point, non-decreasing
     starts: np.ndarray  # index of the first point of each non-empty bin
     counts: np.ndarray  # points in each non-empty bin
+    middles: np.ndarray  # index of the median step of each non-empty bin (the lower middle)
     even: bool  # every non-empty bin holds the same number of points
 
 
+# The curves of a sweep are mostly logged at the same steps: their layouts are found once.
+# Keyed by the steps' bytes, so only curves of up to _MAX_CACHED_POINTS points are remembered
+# (at most 64 keys of 80 kB).
+_LAYOUTS: Dict[Tuple[str, bytes, int], BinLayout] = {}
+_MAX_LAYOUTS = 64
+_MAX_CACHED_POINTS = 10_000
+
+
 def bin_layout(steps: np.ndarray, bins: int) -> BinLayout:
-    """The `BinLayout` of `bins` equal-width step bins over sorted, non-empty `steps`."""
-    ids = bin_ids(steps, bins)
-    starts = _run_starts(ids)
-    counts = _run_lengths(starts, steps.size)
-    return BinLayout(ids, starts, counts, bool((counts == counts[0]).all()))
+    """The `BinLayout` of `bins` equal-width step bins over sorted, non-empty int64 `steps`
+    (remembered for recent step sequences; its arrays are read-only)."""
+    key = (steps.dtype.str, steps.tobytes(), bins) if steps.size <= _MAX_CACHED_POINTS else None
+    layout = _LAYOUTS.get(key) if key is not None else None
+    if layout is None:
+        ids = bin_ids(steps, bins)
+        starts = _run_starts(ids)
+        counts = _run_lengths(starts, steps.size)
+        middles = starts + (counts - 1) // 2
+        for array in (ids, starts, counts, middles):
+            array.setflags(write=False)
+        layout = BinLayout(ids, starts, counts, middles, bool((counts == counts[0]).all()))
+        if key is not None:
+            if len(_LAYOUTS) >= _MAX_LAYOUTS:
+                _LAYOUTS.clear()
+            _LAYOUTS[key] = layout
+    return layout
 
 
 def grouped_medians(values: np.ndarray, layout: BinLayout) -> np.ndarray:
@@ -332,7 +354,7 @@ def bin_medians(
         return steps.astype(np.float64), values.copy(), 1.0
     layout = layout or bin_layout(steps, bins)
     medians = grouped_medians(values, layout)
-    bin_step = steps[layout.starts + (layout.counts - 1) // 2]
+    bin_step = steps[layout.middles]
     return bin_step.astype(np.float64), medians, float(n) / layout.starts.size
 
 
@@ -346,9 +368,9 @@ def point_noise(values: np.ndarray) -> float:
         return 0.0
     second = values[2:] - 2.0 * values[1:-1] + values[:-2]
     centred = np.abs(second - median(second))
-    sigma = _MAD_TO_SIGMA * median(centred) / np.sqrt(6.0)
+    sigma = _MAD_TO_SIGMA * median(centred) / _SQRT_6
     if sigma == 0.0:  # quantised or mostly constant values: fall back to the mean deviation
-        sigma = 1.2533 * float(np.mean(centred)) / np.sqrt(6.0)
+        sigma = 1.2533 * float(np.mean(centred)) / _SQRT_6
     return sigma
 
 
@@ -360,7 +382,7 @@ def _levels(stats: CurveStats, raw: np.ndarray, settings: Settings) -> None:
     stats.start = median(raw[:first])
     k = max(1, min(settings.end_bins, values.size // 10))  # one bin for short curves
     stats.end = median(values[-k:])
-    best = int(np.argmin(values))
+    best = int(values.argmin())
     stats.best, stats.best_step = float(values[best]), int(steps[best])
 
 

@@ -117,3 +117,43 @@ def test_make_series_keeps_last_of_several_values_per_step():
     s = make_series("r", "loss", [0, 0, 0, 1, 1, 1], [1.0, 5.0, 3.0, 2.0, 2.0, 8.0])
     assert list(s.steps) == [0, 1]
     assert list(s.values) == [3.0, 8.0]
+
+
+def test_median_equals_numpy_on_small_arrays():
+    from tb_lossdoctor.trend import median
+
+    rng = np.random.default_rng(13)
+    for n in range(1, 51):
+        a = rng.standard_normal(n)
+        assert median(a) == np.median(a)
+        assert median(np.round(a)) == np.median(np.round(a))  # ties
+
+
+def test_bin_layout_medians_match_numpy_even_and_uneven():
+    from tb_lossdoctor.trend import bin_layout, grouped_medians
+
+    rng = np.random.default_rng(7)
+    for steps in (np.arange(200, dtype=np.int64), np.cumsum(rng.integers(1, 9, 300)).astype(np.int64)):
+        values = rng.standard_normal(steps.size)
+        layout = bin_layout(steps, 40)
+        assert bin_layout(steps, 40) is layout  # remembered for the same steps
+        assert not layout.starts.flags.writeable
+        bounds = list(layout.starts) + [steps.size]
+        expected = [np.median(values[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        np.testing.assert_array_equal(grouped_medians(values, layout), expected)
+        np.testing.assert_array_equal(steps[layout.middles], [steps[(a + b - 1) // 2] for a, b in zip(bounds[:-1], bounds[1:])])
+    # Equal bytes under another dtype are other steps: never the same layout.
+    wide = np.arange(10, dtype=np.int64) * 3
+    assert bin_layout(wide.astype(np.int32), 4) is not bin_layout(wide, 4)
+
+
+def test_memoised_window_trends_equal_fresh_ones():
+    steps, values = decaying(n=300, noise=0.05, seed=3)
+    stats = analyse(steps, values, SETTINGS)
+    first = stats.recent.start_step
+    again = stats.trend_from(first)  # the same first bin as the recent window: a memoised fit
+    fresh = analyse(steps, values, SETTINGS).trend_from(first)
+    assert again == fresh
+    assert (again.change, again.stderr, again.significant) == (stats.recent.change, stats.recent.stderr,
+                                                               stats.recent.significant)
+    assert analyse(steps, values, SETTINGS).overall == stats.overall
