@@ -148,7 +148,7 @@ def pair_findings(
         val is not None
         and main is train
         and val.stats.finite_points >= settings.min_val_points
-        and val.stats.recent is not None
+        and val.stats.has_recent  # `recent is not None`, without fitting a trend the table may not read
     )
     chance = chance_of(main, val if usable_val else None, group, settings)
     finding = (

@@ -103,6 +103,16 @@ class CurveStats:
         bin_steps, scaled, settings, _ = self.trend_inputs
         return self.trend_from_bin(recent_first_bin(bin_steps, settings), value_range_of(scaled))
 
+    @property
+    def has_recent(self) -> bool:
+        """Whether `recent` is a trend (not None), without fitting it: the recent window holds
+        three bins or more over a positive step span."""
+        if self.trend_inputs is None:
+            return False
+        bin_steps, _, settings, _ = self.trend_inputs
+        first = recent_first_bin(bin_steps, settings)
+        return bin_steps.size - first >= 3 and float(bin_steps[-1] - bin_steps[first]) > 0
+
     @cached_property
     def overall(self) -> Optional[Trend]:
         """Trend over the whole curve (computed on first use: most verdicts never need it)."""

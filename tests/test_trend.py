@@ -157,3 +157,12 @@ def test_memoised_window_trends_equal_fresh_ones():
     assert (again.change, again.stderr, again.significant) == (stats.recent.change, stats.recent.stderr,
                                                                stats.recent.significant)
     assert analyse(steps, values, SETTINGS).overall == stats.overall
+
+
+def test_has_recent_says_whether_recent_is_a_trend():
+    for n in (0, 1, 2, 3, 4, 7, 20, 200):
+        steps, values = decaying(n=n, seed=n)
+        stats = analyse(steps, values, SETTINGS)
+        assert stats.has_recent == (stats.recent is not None)
+    stats = analyse(np.array([5, 6, 7, 8]), np.array([1.0, np.nan, np.nan, np.nan]), SETTINGS)
+    assert stats.has_recent == (stats.recent is not None)
