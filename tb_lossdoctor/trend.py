@@ -511,7 +511,7 @@ def find_spikes(
     if values.size < w + 2:
         return []
     if values.size > bin_values.size:
-        baseline = np.interp(steps, bin_steps, bin_values / scale)
+        baseline = np.interp(steps, bin_steps, bin_values)  # both already in scaled units
     else:
         padded = np.pad(values, w // 2, mode="edge")
         baseline = np.median(np.lib.stride_tricks.sliding_window_view(padded, w), axis=1)
@@ -522,6 +522,10 @@ def find_spikes(
     sigma = _residual_noise(steps, residual, settings, layout)
     threshold = np.maximum(settings.spike_noise * sigma, settings.spike_min_height * value_range)
     tall = residual > threshold
+    if values.size > bin_values.size:
+        # Before the first bin's middle the smoothed curve is only extrapolated (flat): the
+        # early drop of training stands above it without being a spike.
+        tall &= steps >= bin_steps[0]
     if not tall.any():
         return []
     max_width = max(settings.spike_max_points, int(settings.spike_max_width * values.size))
@@ -539,12 +543,15 @@ def _residual_noise(
 ) -> np.ndarray:
     """Robust noise of the residuals around the baseline, per point. Noise is often larger early
     in training, so dense curves measure it per bin; a curve with a point or two per bin has no
-    local sample (a point would be measured against itself), so it uses one overall value."""
+    local sample (a point would be measured against itself), so it uses one overall value. A
+    bin's handful of points can look quiet by chance, so the local value never goes below the
+    overall one: local noise may only raise the bar for a spike."""
+    overall = _MAD_TO_SIGMA * median(np.abs(residual))
     if residual.size < 4 * settings.bins:
-        return np.full(residual.size, _MAD_TO_SIGMA * median(np.abs(residual)))
+        return np.full(residual.size, overall)
     layout = layout or bin_layout(steps, settings.bins)
-    local = grouped_medians(np.abs(residual), layout)
-    return _MAD_TO_SIGMA * np.repeat(local, layout.counts)
+    local = np.maximum(_MAD_TO_SIGMA * grouped_medians(np.abs(residual), layout), overall)
+    return np.repeat(local, layout.counts)
 
 
 def _true_runs(mask: np.ndarray) -> List[Tuple[int, int]]:

@@ -74,6 +74,28 @@ def test_blowup_is_explained_by_the_learning_rate_peak():
     assert "learning rate" in blow["summary"]
 
 
+@pytest.mark.parametrize("scale", [0.01, 1.0, 40.0, 1e4])
+def test_spikes_are_found_whatever_the_scale_of_the_loss(scale):
+    """A dense curve (more points than bins) is measured against its smoothed curve in the
+    same units at any scale: the same two spikes at 0.01x, 40x or 10,000x the values."""
+    rng = np.random.default_rng(0)
+    series = decay(0.05) * (1 + 0.02 * rng.standard_normal(N))
+    series[[700, 1300]] = 6.0
+    r = diagnose([make_series("r", "loss", np.arange(N), scale * series)])["runs"][0]
+    spikes = next(f for f in r["findings"] if f["code"] == "spikes")
+    assert spikes["evidence"]["spike_steps"] == [700, 1300]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_gaussian_noise_on_a_short_dense_curve_has_no_spikes(seed):
+    """200 points, 5 per bin: a bin's few residuals can look quiet by chance, which must not
+    turn a 3-sigma point into a spike (local noise may only raise the bar)."""
+    rng = np.random.default_rng(seed)
+    values = 2.4 + 0.08 * rng.standard_normal(200)
+    r = diagnose([make_series("r", "train_loss", np.arange(200), values)])["runs"][0]
+    assert "spikes" not in codes(r), r["findings"]
+
+
 def test_spikes_that_recover():
     train = decay(0.05)
     r0 = run(train, decay(0.05) + 0.05, noise=0.02)
