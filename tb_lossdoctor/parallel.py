@@ -20,6 +20,8 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 # Below this many groups per process, pickling the series to a worker costs about what it saves.
@@ -28,6 +30,8 @@ MIN_GROUPS_PER_PROCESS = 150
 # working alone for long, large enough that per-task overhead stays negligible.
 CHUNK_GROUPS = 100
 MAX_WORKERS = 4
+# How often a wait on a worker's task checks that the pool is still whole (seconds).
+SETTLE_POLL_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +100,9 @@ class Task:
 
     def results(self, on_failure: Optional[Callable[[BaseException], None]] = None) -> list:
         """The task's results; when its worker failed (died, out of memory, killed), computed
-        here (the executor reports a dead worker as BrokenProcessPool, it never hangs)."""
+        here (the executor reports a dead worker as BrokenProcessPool)."""
         try:
-            return self.future.result()
+            return self._settled_result()
         except Exception as exc:
             if on_failure is not None:
                 on_failure(exc)
@@ -106,6 +110,18 @@ class Task:
                 logger.warning("a worker process failed; diagnosing its run groups in-process", exc_info=True)
             self.future = done_future(self._here())
             return self.future.result()
+
+
+    def _settled_result(self) -> list:
+        """The future's result, or BrokenProcessPool when its executor broke without settling
+        it: Python 3.11's executor fails every pending task when a worker dies, but stops at a
+        task that was cancelled meanwhile (`take_back`), leaving the rest unsettled forever."""
+        while True:
+            try:
+                return self.future.result(timeout=SETTLE_POLL_SECONDS)
+            except FutureTimeout:
+                if getattr(self.executor, "_broken", False) and not self.future.done():
+                    raise BrokenProcessPool("the worker pool broke before this task was settled") from None
 
 
 class GroupPool:
@@ -155,7 +171,7 @@ class GroupPool:
 
     def _submit(self, groups: list, settings) -> None:
         task = Task(groups, self._pool.submit(_diagnose_chunk, groups, settings),
-                     functools.partial(_diagnose_all, groups, settings))
+                     functools.partial(_diagnose_all, groups, settings), self._pool)
         self._tasks.append(task)
         for index, group in enumerate(groups):
             self._prefetched[_signature(group)] = (task, index)

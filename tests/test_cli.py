@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -440,6 +441,43 @@ def test_a_dead_worker_loses_nothing(many_runs, monkeypatch, caplog):
     for r in (alone, shared):
         r.pop("generated_at")
     assert alone == shared
+
+
+def _sleep_then(value):
+    import time
+
+    time.sleep(60)
+    return value
+
+
+def test_a_worker_dying_after_tasks_were_taken_back_does_not_hang():
+    """Python 3.11's executor, when a worker dies, fails every pending task but stops at one
+    that was cancelled (taken back) meanwhile, and never settles the rest: waiting on those must
+    end (computed here) instead of hanging the CLI forever."""
+    import multiprocessing
+    import signal
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tb_lossdoctor.parallel import Task
+
+    executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        tasks = [Task([0], executor.submit(_sleep_then, ["worker"]), lambda: ["here"], executor)]
+        time.sleep(0.5)  # the worker is busy with the first task
+        tasks += [Task([i], executor.submit(str, i), (lambda i=i: [f"here {i}"]), executor) for i in range(1, 7)]
+        time.sleep(0.3)
+        assert any(t.take_back() for t in tasks[4:6])  # queued, not yet sent: taken back
+        for process in list(executor._processes.values()):
+            os.kill(process.pid, signal.SIGKILL)
+        got = {}
+        waiter = threading.Thread(target=lambda: got.update(last=tasks[-1].results(on_failure=lambda exc: None)))
+        waiter.start()
+        waiter.join(timeout=30)
+        assert not waiter.is_alive(), "waiting on a task of a broken pool hung"
+        assert got["last"] == ["here 6"]
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
 
 
 def test_groups_start_in_workers_while_later_batches_are_read(many_runs):
