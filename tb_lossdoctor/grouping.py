@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from tb_lossdoctor.naming import (
@@ -118,9 +117,9 @@ def _pair_metric(metric: str, found: List[Tuple[Series, TagMeaning]]) -> MetricP
         # they share one axis (mapped by wall time).
         t, v = aligned_pair(pair.train.series, pair.val.series)
         if t is not pair.train.series:
-            pair.train = dataclasses.replace(pair.train, series=t)
+            pair.train = replace(pair.train, series=t)
         if v is not pair.val.series:
-            pair.val = dataclasses.replace(pair.val, series=v)
+            pair.val = replace(pair.val, series=v)
     return pair
 
 

@@ -111,7 +111,6 @@ class Task:
             self.future = done_future(self._here())
             return self.future.result()
 
-
     def _settled_result(self) -> list:
         """The future's result, or BrokenProcessPool when its executor broke without settling
         it: Python 3.11's executor fails every pending task when a worker dies, but stops at a

@@ -26,7 +26,7 @@ import weakref
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, List, Optional
 
-from tb_lossdoctor.parallel import MAX_WORKERS, Task, available_cores
+from tb_lossdoctor.parallel import Task, default_workers
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def plugin_workers() -> int:
             return 0
     if not _main_is_tensorboard():
         return 0
-    return max(0, min(MAX_WORKERS, available_cores() - 1))
+    return default_workers()
 
 
 def _main_is_tensorboard() -> bool:

@@ -499,7 +499,7 @@ class ReportCache:
         if parts is not None:
             return _GroupResult(parts)
         try:
-            return _GroupResult(self._diagnose(series, problems))
+            return _GroupResult(group_parts(series, problems, self.settings))
         except Exception:  # one broken group must not take the report down
             logger.error("lossdoctor: diagnosing run group %r failed", name, exc_info=True)
             failure = {"run": name, "tag": None, "reason": "diagnosis failed (TensorBoard's log has the details)"}
@@ -508,9 +508,6 @@ class ReportCache:
                 "problems": list(problems) + [failure],
                 "sampled": any(s.sampled for s in series),
             })
-
-    def _diagnose(self, series, problems) -> dict:
-        return group_parts(series, problems, self.settings)
 
     def _build_together(self, provider, ctx, eid, groups, sample_limit) -> dict:
         members = {}
@@ -532,7 +529,7 @@ class ReportCache:
         skeleton = self._skeleton_parts
         if skeleton is None:
             try:
-                skeleton = self._diagnose([], [])
+                skeleton = group_parts([], [], self.settings)
             except Exception:
                 logger.error("lossdoctor: the engine fails on an empty experiment", exc_info=True)
                 skeleton = {"runs": [], "problems": [], "sampled": False}

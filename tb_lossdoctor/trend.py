@@ -9,8 +9,8 @@ changes no verdict.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Dict, List, Optional, Tuple
 
@@ -510,7 +510,8 @@ def find_spikes(
     w = settings.spike_window
     if values.size < w + 2:
         return []
-    if values.size > bin_values.size:
+    dense = values.size > bin_values.size  # more points than bins: measured against the bins
+    if dense:
         baseline = np.interp(steps, bin_steps, bin_values)  # both already in scaled units
     else:
         padded = np.pad(values, w // 2, mode="edge")
@@ -522,7 +523,7 @@ def find_spikes(
     sigma = _residual_noise(steps, residual, settings, layout)
     threshold = np.maximum(settings.spike_noise * sigma, settings.spike_min_height * value_range)
     tall = residual > threshold
-    if values.size > bin_values.size:
+    if dense:
         # Before the first bin's middle the smoothed curve is only extrapolated (flat): the
         # early drop of training stands above it without being a spike.
         tall &= steps >= bin_steps[0]

@@ -32,12 +32,14 @@ DISAGREE = {
 
 
 @pytest.fixture(scope="module")
-def reports(realworld_dir):
-    out = {}
-    for folder in sorted(LABELS):
-        series, problems, _ = read_logdir(str(realworld_dir / folder), reader="python")
-        out[folder] = diagnose(series, problems=problems)
-    return out
+def read_cases(realworld_dir):
+    """{case: (series, problems)}, each case read once for every test of this file."""
+    return {folder: read_logdir(str(realworld_dir / folder), reader="python")[:2] for folder in sorted(LABELS)}
+
+
+@pytest.fixture(scope="module")
+def reports(read_cases):
+    return {folder: diagnose(series, problems=problems) for folder, (series, problems) in read_cases.items()}
 
 
 def codes_of(report) -> set:
@@ -178,8 +180,20 @@ def test_converged_never_says_a_falling_training_curve_flattened(reports, realwo
 
 
 @pytest.fixture(scope="module")
-def series_of(realworld_dir):
-    return {folder: read_logdir(str(realworld_dir / folder), reader="python")[0] for folder in sorted(LABELS)}
+def series_of(read_cases):
+    return {folder: series for folder, (series, _) in read_cases.items()}
+
+
+def changed_by(rewrite, reports, series_of) -> dict:
+    """{case: (codes before, codes after)} for the cases whose verdicts or codes change when
+    every case's series are rewritten by `rewrite` (a list of series -> a list of series)."""
+    changed = {}
+    for folder, series in series_of.items():
+        report = diagnose(rewrite(series))
+        if [r["verdict"] for r in report["runs"]] != [r["verdict"] for r in reports[folder]["runs"]] \
+                or codes_of(report) != codes_of(reports[folder]):
+            changed[folder] = (codes_of(reports[folder]), codes_of(report))
+    return changed
 
 
 @pytest.mark.parametrize("rewrite", ["steps x10", "steps +1000"])
@@ -190,12 +204,7 @@ def test_step_units_and_offsets_change_no_verdict(reports, series_of, rewrite):
         pytest.skip("../shared/realworld/labels.json is not present")
     change = {"steps x10": lambda s: replace(s, steps=s.steps * 10),
               "steps +1000": lambda s: replace(s, steps=s.steps + 1000)}[rewrite]
-    changed = {}
-    for folder, series in series_of.items():
-        report = diagnose([change(s) for s in series])
-        if [r["verdict"] for r in report["runs"]] != [r["verdict"] for r in reports[folder]["runs"]] \
-                or codes_of(report) != codes_of(reports[folder]):
-            changed[folder] = (codes_of(reports[folder]), codes_of(report))
+    changed = changed_by(lambda series: [change(s) for s in series], reports, series_of)
     assert not changed, changed
 
 
@@ -208,8 +217,10 @@ def test_validation_counted_in_epochs_changes_no_verdict(reports, series_of):
         pytest.skip("../shared/realworld/labels.json is not present")
     from tb_lossdoctor.grouping import group_series
 
-    changed, recounted = {}, 0
-    for folder, series in series_of.items():
+    recounted = 0
+
+    def in_epochs(series):
+        nonlocal recounted
         val = {(c.series.run, c.series.tag) for g in group_series(series) for p in g.pairs
                for c in p.curves if c.role == "val"}
         rewritten = []
@@ -218,9 +229,8 @@ def test_validation_counted_in_epochs_changes_no_verdict(reports, series_of):
                 s = replace(s, steps=np.arange(s.steps.size))
                 recounted += 1
             rewritten.append(s)
-        report = diagnose(rewritten)
-        if [r["verdict"] for r in report["runs"]] != [r["verdict"] for r in reports[folder]["runs"]] \
-                or codes_of(report) != codes_of(reports[folder]):
-            changed[folder] = (codes_of(reports[folder]), codes_of(report))
+        return rewritten
+
+    changed = changed_by(in_epochs, reports, series_of)
     assert recounted >= 20  # the Lightning cases evaluate every few hundred steps
     assert not changed, changed
