@@ -259,7 +259,12 @@ def table_finding(train: View, val: View, settings: Settings, chance: Optional[C
     if learned(t, settings) and (oscillating(w, settings) or (
             not learned(w, settings) and swinging_without_learning(val, settings))):
         return wording.oscillation_finding(val)
-    window = shared_window(t, w, settings)
+    return window_finding(train, val, shared_window(t, w, settings), settings)
+
+
+def window_finding(train: View, val: View, window: float, settings: Settings) -> Finding:
+    """The table read over the steps from `window` on, where both curves are judged together."""
+    t, w = train.stats, val.stats
     tw, vw = t.trend_from(window), w.trend_from(window)
     if tw is None or vw is None:  # sparse validation: no trend to compare, read the training curve
         return single_finding(train, settings)
@@ -273,11 +278,46 @@ def table_finding(train: View, val: View, settings: Settings, chance: Optional[C
         return wording.data_problem_finding(train, val, tw, vw)
     if vd == FALLING or (td == FALLING and keeps_up(tw, vw, settings)):
         # Validation still improves (or moves along with training, only noisier).
-        if is_slow(train, settings):
-            return wording.slow_finding(train, val)
-        return wording.still_learning_finding([train, val])
+        return still_learning_or_slow(train, val, tw, vw, settings)
+    if td == FALLING and not resolves_pace(tw, vw, settings):
+        # Validation too noisy over this window to tell "flat" from "keeping pace": ask the
+        # latest window that can (validation is usually the noisy, sparse curve).
+        wider = resolving_window(t, w, window, settings)
+        if wider is None:  # no window can: no trend to compare, read the training curve
+            return single_finding(train, settings)
+        wide_t, wide_v = t.trend_from(wider), w.trend_from(wider)
+        if keeps_up(wide_t, wide_v, settings):
+            return still_learning_or_slow(train, val, wide_t, wide_v, settings)
     # Validation flat: training may still creep down, but held-out results stopped improving.
     return plateau_or_converged([train, val], settings, training_falls=td == FALLING)
+
+
+def still_learning_or_slow(train: View, val: View, tw: Trend, vw: Trend, settings: Settings) -> Finding:
+    """Validation improves along with training over the window of `tw`/`vw`: still learning,
+    or learning too slowly when training falls at a constant rate far from its floor."""
+    if is_slow(train, settings):
+        return wording.slow_finding(train, val)
+    return wording.still_learning_finding([train, val], (tw, vw))
+
+
+def resolves_pace(leader: Trend, follower: Trend, settings: Settings) -> bool:
+    """Can this window tell a follower that keeps pace from a flat one? The two readings lie
+    `val_keeps_up` of the leader's change apart from the threshold between them; the follower's
+    standard error must be under `trend_z` of that. It looks at the noise, never at which way the
+    follower went, so choosing a window by it does not go looking for a verdict."""
+    return leader.change < 0 and settings.val_keeps_up * -leader.change > settings.trend_z * follower.stderr
+
+
+def resolving_window(t: CurveStats, w: CurveStats, window: float, settings: Settings) -> Optional[float]:
+    """The latest start before `window` (one validation point further back at a time, within the
+    steps both curves cover) whose window resolves validation's pace; None if there is none."""
+    shared_start = max(t.first_step, w.first_step)
+    earlier = w.bin_steps[(w.bin_steps < window) & (w.bin_steps >= shared_start)]
+    for start in earlier[::-1]:
+        tw, vw = t.trend_from(float(start)), w.trend_from(float(start))
+        if tw is not None and vw is not None and resolves_pace(tw, vw, settings):
+            return float(start)
+    return None
 
 
 def shared_window(t: CurveStats, w: CurveStats, settings: Settings) -> float:

@@ -59,7 +59,9 @@ class Settings:
     `EarlyStopping(patience=...)` idea: one uptick is not overfitting)."""
     val_keeps_up: float = 0.5
     """Train falling, validation "flat": validation improved less than this fraction of what
-    training improved over the same steps, so the gap between them widens."""
+    training improved over the same steps, so the gap between them widens. It is the midpoint
+    between "flat" and "keeping pace", so a window tells them apart only when this fraction of
+    training's change stands `trend_z` standard errors of validation's change clear."""
     sparse_val_points: int = 6
     """A validation curve with this many points or fewer cannot show a significant trend: it
     is judged on what its points show (risen above the best or not), with lower confidence..."""

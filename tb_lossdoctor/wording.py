@@ -5,7 +5,7 @@ what the decision checked.
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -343,20 +343,41 @@ def slow_finding(train: View, val: Optional[View] = None) -> Finding:
     )
 
 
-def still_learning_finding(views: List[View]) -> Finding:
+def still_learning_finding(views: List[View], window: Optional[Tuple[Trend, Trend]] = None) -> Finding:
+    """Still improving: over its own recent window (one curve), or, for a training/validation
+    pair, over the `window` both were judged on (their two trends there)."""
     v = views[0]
     st = v.stats
-    names = " and ".join(x.name for x in views)
+    if window is not None:
+        return _pair_still_learning(views[0], views[1], *window)
     return _finding(
         "still_learning", views,
         "Still learning: train longer",
-        f"The {names} {'are' if len(views) > 1 else 'is'} still improving over the last "
+        f"The {v.name} is still improving over the last "
         f"{fmt_step(st.recent.end_step - st.recent.start_step)} steps "
         f"({v.name} {fmt(v.value(st.recent.change))} over that window).",
         st.final_step, (st.recent.start_step, st.final_step),
         {**_levels(v), "recent": _recent(v)},
         confidence=strength(_z(st.recent.change, st.recent.stderr),
                             int((st.bin_steps >= st.recent.start_step).sum())),
+    )
+
+
+def _pair_still_learning(train: View, val: View, tw: Trend, vw: Trend) -> Finding:
+    t, w = train.stats, val.stats
+    return _finding(
+        "still_learning", [train, val],
+        "Still learning: train longer",
+        f"Since step {fmt_step(tw.start_step)} the {train.name} changed by "
+        f"{fmt(train.value(tw.change))} and the {val.name} by {fmt(val.value(vw.change))}: "
+        f"validation still improves along with training.",
+        t.final_step, (tw.start_step, t.final_step),
+        {**_levels(train), "val": _levels(val), "recent": _recent(train),
+         "window": {"start": tw.start_step, "train_change": train.value(tw.change),
+                    "val_change": val.value(vw.change)}},
+        # The weaker of the two: validation's fall is what says the model still generalises better.
+        confidence=strength(min(_z(tw.change, tw.stderr), _z(vw.change, vw.stderr)),
+                            int((w.bin_steps >= tw.start_step).sum())),
     )
 
 

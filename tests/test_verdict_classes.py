@@ -65,12 +65,52 @@ def test_both_falling_together_is_still_learning(seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+def test_validation_too_noisy_to_tell_over_the_last_epochs_is_read_over_more(seed):
+    """15 epochs, both curves fall together (same time constant); validation is noisy, so over
+    the last six epochs it can read flat or falling by chance. A window that cannot tell "flat"
+    from "keeping pace" is widened until it can: still learning, whatever the seed (not
+    "converged" over a flat-looking patch of noise)."""
+    e = np.arange(15)
+    train = 0.5 + 1.3 * np.exp(-e / 6)
+    val = 0.6 + 1.1 * np.exp(-e / 6)
+    run = verdict([make_series("m/train", "epoch_loss", e, epochs(train, seed, 0.004, e)),
+                   make_series("m/validation", "epoch_loss", e, epochs(val, seed + 100, 0.03, e))])
+    assert run["verdict"] == "still_learning", [f["summary"] for f in run["findings"]]
+    (finding,) = [f for f in run["findings"] if f["code"] == "still_learning"]
+    window = finding["evidence"]["window"]  # the sentence quotes both curves over that window
+    assert window["train_change"] < 0 and f"since step {window['start']}" in finding["summary"].lower()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_quiet_validation_that_stopped_following_training_is_never_still_learning(seed):
+    """Validation learned, then sat flat (quietly) over the last half while training kept
+    falling: a widened window must not dig up the early fall both shared."""
+    train = 0.3 + 2.0 * np.exp(-EPOCHS / 15)
+    val = 0.9 + 1.4 * np.exp(-EPOCHS / 4)
+    run = verdict(keras_pair(epochs(train, seed, 0.005), epochs(val, seed + 100, 0.005)))
+    assert run["verdict"] in ("overfitting", "converged"), [f["summary"] for f in run["findings"]]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_validation_below_training_and_flat_is_not_overfitting(seed):
     """Dropout/augmentation keep training above validation: training catching up is no gap."""
     train = 0.9 + 1.5 * np.exp(-EPOCHS / 15)
     val = 0.4 + 0.6 * np.exp(-EPOCHS / 4)
     run = verdict(keras_pair(epochs(train, seed, 0.005), epochs(val, seed + 100, 0.005)))
     assert run["verdict"] != "overfitting"
+
+
+def test_converged_never_says_a_falling_training_curve_flattened():
+    """Training (above validation: dropout) still falls by 0.12 over the last 12 epochs, 20x its
+    noise; validation has been flat for 30 epochs. The sentence may say validation flattened,
+    never that training did."""
+    train = 0.9 + 1.5 * np.exp(-EPOCHS / 15)
+    val = 0.4 + 0.6 * np.exp(-EPOCHS / 4)
+    run = verdict(keras_pair(epochs(train, 0, 0.005), epochs(val, 100, 0.005)))
+    assert run["verdict"] == "converged"
+    summary = run["findings"][-1]["summary"]
+    assert "training loss flattened" not in summary
+    assert "validation loss flattened" in summary and "training loss still creeps down" in summary
 
 
 # 2. Chance level.
