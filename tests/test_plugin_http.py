@@ -566,16 +566,16 @@ def _changes_give_the_cold_report(tb, changes, monkeypatch):
     plugin's report diagnoses that run's group only, patches the previous body's assembly (no
     assembly from scratch), and equals, byte for byte but `generated_at`, a cold report of the
     same data (the cache emptied, every group diagnosed again)."""
-    from tb_lossdoctor import report_cache
+    from tb_lossdoctor import report_assembly, report_cache
 
     builds = []
-    real_build = report_cache._Assembly.build.__func__
+    real_build = report_assembly.Assembly.build.__func__
 
     def counting_build(cls, *args, **kwargs):
         builds.append(1)
         return real_build(cls, *args, **kwargs)
 
-    monkeypatch.setattr(report_cache._Assembly, "build", classmethod(counting_build))
+    monkeypatch.setattr(report_assembly.Assembly, "build", classmethod(counting_build))
     if tb.kind == "rust":  # TensorBoard's own provider: the plugin lists straight from the data server
         tb.plugin._data_provider = tb.provider._inner
     assert report_cache.provider_reader.columnar_stub(tb.plugin._data_provider) is not None or tb.kind == "python"
