@@ -267,9 +267,11 @@ def free_word_hparams(names: Sequence[str]) -> Dict[str, HParams]:
 
 
 def record_values(hparams_map) -> HParams:
-    """{name: value} of a decoded `session_start_info.hparams` map (protobuf `Value`s)."""
+    """{name: value} of a decoded `session_start_info.hparams` map (protobuf `Value`s), in name
+    order: a protobuf map's own order differs between processes, and the report must not."""
     out: HParams = {}
-    for key, value in hparams_map.items():
+    for key in sorted(hparams_map):
+        value = hparams_map[key]
         kind = value.WhichOneof("kind")
         if kind == "number_value":
             if math.isfinite(value.number_value):

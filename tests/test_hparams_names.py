@@ -113,3 +113,21 @@ def test_merge_prefers_records_then_names_then_curves():
 def test_values_print_the_same_everywhere():
     assert [format_value(v) for v in (0.001, 32.0, "Adam", True, False, 1e-5)] == \
         ["0.001", "32", "Adam", "yes", "no", "1e-05"]
+
+
+def test_hparams_record_values_come_in_name_order_whatever_the_protobuf_map_order():
+    """A protobuf map's iteration order differs between processes (and with insertion order),
+    so a report built from it would differ between two TensorBoard starts on the same logdir
+    (and its ETag with it)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    from tb_lossdoctor.hparams import record_values
+
+    def record(order):
+        info = plugin_data_pb2.SessionStartInfo()
+        for name in order:
+            info.hparams[name].number_value = float(len(name))
+        return record_values(info.hparams)
+
+    orders = [["lr", "batch", "depth"], ["depth", "lr", "batch"], ["batch", "depth", "lr"]]
+    assert {tuple(record(o).items()) for o in orders} == {(("batch", 5.0), ("depth", 5.0), ("lr", 2.0))}
