@@ -230,15 +230,16 @@ class ReportCache:
         run: Optional[str] = None,
         sample_limit: Optional[int] = DEFAULT_SCALAR_SAMPLES,
         file_problems: Sequence[dict] = (),
-        partial_after: Optional[float] = None,
+        partial_after: Optional[Tuple[float, float]] = None,
     ) -> str:
         """The report as JSON text. Raises `UnknownRunGroup` or `ReportUnavailable`.
 
         `file_problems` are what the logdir's listing showed to be unusable (empty or unreadable
         event files); the data provider skips those silently, so the plugin passes them in.
-        With `partial_after` (seconds), a report still being built after that long is answered
-        with the run groups diagnosed so far and a `pending` count (never cached); the build
-        goes on in the background and a later request gets the whole report.
+        With `partial_after` (seconds: for the request that starts the build, for the others), a
+        report still being built after that long is answered with the run groups diagnosed so
+        far and a `pending` count (never cached); the build goes on in the background and a
+        later request gets the whole report.
         """
         groups = self._list_groups(provider, ctx, experiment_id)
         if run is not None:
@@ -266,7 +267,8 @@ class ReportCache:
             if mine:
                 threading.Thread(target=self._build_in_background, args=args, daemon=True,
                                  name="lossdoctor-report").start()
-            if not build.done.wait(partial_after):
+            wait = None if partial_after is None else partial_after[0 if mine else 1]
+            if not build.done.wait(wait):
                 return self._partial(build, groups, sample_limit)
             if build.error is not None:
                 raise build.error

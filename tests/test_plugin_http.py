@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+import time
 
 import pytest
 from werkzeug.test import Client
@@ -913,6 +914,7 @@ def test_a_slow_cold_report_answers_with_what_is_diagnosed_so_far(apps, kind, mo
     the run groups diagnosed so far and how many are pending; the build goes on, and once it
     finishes the whole report is served. Without `partial`, a request waits for the whole report."""
     monkeypatch.setattr(plugin_mod, "PARTIAL_AFTER_SECONDS", 0.5)
+    monkeypatch.setattr(plugin_mod, "FIRST_PARTIAL_AFTER_SECONDS", 0.5)
     tb = apps[kind]
     fresh(tb)
     tb.provider.reading.clear()
@@ -930,3 +932,31 @@ def test_a_slow_cold_report_answers_with_what_is_diagnosed_so_far(apps, kind, mo
         json.loads(tb.report("partial=1").get_data(as_text=True))), timeout=60)
     assert full and full["runs"] and "pending" not in full
     assert tb.report("partial=2").status_code == 400
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_the_request_that_starts_a_build_gets_its_first_cards_sooner(apps, kind, monkeypatch):
+    """The tab's first request starts the build and is answered after FIRST_PARTIAL_AFTER_SECONDS
+    (what the user waits for); a poll while that build still runs waits PARTIAL_AFTER_SECONDS
+    (each partial answer costs an assembly). Here the build is stuck until the test lets it go."""
+    monkeypatch.setattr(plugin_mod, "FIRST_PARTIAL_AFTER_SECONDS", 0.2)
+    monkeypatch.setattr(plugin_mod, "PARTIAL_AFTER_SECONDS", 60.0)
+    tb = apps[kind]
+    fresh(tb)
+    tb.provider.reading.clear()
+    tb.provider.gate = threading.Event()
+    try:
+        started = time.monotonic()
+        first = json.loads(tb.report("partial=1").get_data(as_text=True))
+        assert time.monotonic() - started < 30  # not the 60 s of a poll
+        assert first["pending"]["count"] > 0
+        answered = []
+        poll = threading.Thread(target=lambda: answered.append(tb.report("partial=1")), daemon=True)
+        poll.start()
+        poll.join(2.0)
+        assert not answered  # a poll holds on while the build runs
+    finally:
+        tb.provider.gate.set()
+        tb.provider.gate = None
+    poll.join(60)
+    assert answered and "pending" not in json.loads(answered[0].get_data(as_text=True))
