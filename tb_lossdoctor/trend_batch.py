@@ -6,6 +6,9 @@ matrix instead of ~35 calls per curve, whose fixed cost dominated on short curve
 through exactly the arithmetic `trend.analyse` does on its own (the same elementwise operations,
 the same partitions per row), so the stats are the same to the last bit; every other curve (a
 non-finite point, a step sequence of its own, very short or very long) is analysed alone.
+
+The trend over the recent window, which the rules read on nearly every main curve, is fitted
+here too (the same window for every row); the other windows are still fitted on demand.
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ from tb_lossdoctor.trend import (
     _SQRT_6,
     BinLayout,
     CurveStats,
+    _pairs,
     analyse,
     bin_layout,
     grouped_medians,
+    rank_z,
+    recent_first_bin,
+    window_fit,
 )
 
 # Fewer curves than this on one step sequence are analysed one by one (nothing to share).
@@ -93,7 +100,45 @@ def analyse_rows(steps: np.ndarray, values: np.ndarray, settings: Settings) -> L
         if smooth_noise is not None:
             stats.__dict__["smooth_noise"] = smooth_noise[r]  # the cached_property's own slot
         out.append(stats)
+    _fit_recent_windows(out, bin_steps, smoothed, scales, settings)
     return out
+
+
+def _fit_recent_windows(
+    stats: List[CurveStats], bin_steps: np.ndarray, smoothed: np.ndarray, scales: np.ndarray, settings: Settings
+) -> None:
+    """Memoise in each curve's `fits` the window fit of its recent window (`CurveStats.recent`),
+    as `trend.fit_window` would compute it. `smoothed`: the curves' scaled bin values."""
+    first = recent_first_bin(bin_steps, settings)
+    x, y = bin_steps[first:], smoothed[:, first:]
+    length = float(x[-1] - x[0])
+    if x.size < 3 or length <= 0:
+        for curve in stats:
+            curve.fits[first] = None
+        return
+    slopes, scatters, sign_sums = row_line_fits(x - x[0], y)
+    for r, curve in enumerate(stats):
+        s = float(sign_sums[r])
+        curve.fits[first] = window_fit(x, float(slopes[r]) * length, float(scatters[r]), curve, settings,
+                                       float(scales[r]), lambda s=s: rank_z(s, x.size))
+
+
+def row_line_fits(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row of `y` (over the shared `x`, at least 3 points): the Theil-Sen slope, the
+    robust scatter of the residuals around the line (as `trend.fit_window`), and the sum of
+    pairwise signs (the Mann-Kendall statistic)."""
+    i, j = _pairs(x.size)
+    dx = x[j] - x[i]
+    keep = dx != 0
+    rises = y[:, j] - y[:, i]
+    if keep.any():
+        slopes = row_medians(rises[:, keep] / dx[keep])
+    else:
+        slopes = np.zeros(y.shape[0])
+    intercepts = row_medians(y - slopes[:, None] * x)
+    residuals = y - (intercepts[:, None] + slopes[:, None] * x)
+    scatters = _MAD_TO_SIGMA * row_medians(np.abs(residuals - row_medians(residuals)[:, None]))
+    return slopes, scatters, np.sign(rises).sum(axis=1)
 
 
 def _row_magnitudes(values: np.ndarray) -> np.ndarray:
