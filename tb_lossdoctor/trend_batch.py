@@ -42,13 +42,13 @@ MIN_POINTS, MAX_POINTS = 4, 10_000
 def analyse_many(curves: Sequence[Tuple[np.ndarray, np.ndarray]], settings: Settings) -> List[CurveStats]:
     """`analyse(steps, values, settings)` of each (steps, oriented values) curve, in order."""
     out: List[Optional[CurveStats]] = [None] * len(curves)
-    for steps, rows in _by_steps(curves).items():
-        index = np.asarray(rows)
+    for rows in _by_steps(curves).values():
         matrix = np.stack([np.asarray(curves[i][1], dtype=np.float64) for i in rows])
-        finite = np.isfinite(matrix).all(axis=1)
+        finite = np.isfinite(matrix).all(axis=1)  # a curve with a non-finite point is analysed alone
         if int(finite.sum()) >= MIN_ROWS:
             shared = np.asarray(curves[rows[0]][0], dtype=np.int64)
-            for i, stats in zip(index[finite].tolist(), analyse_rows(shared, matrix[finite], settings)):
+            together = np.asarray(rows)[finite].tolist()
+            for i, stats in zip(together, analyse_rows(shared, matrix[finite], settings)):
                 out[i] = stats
     return [stats if stats is not None else analyse(steps, values, settings)
             for stats, (steps, values) in zip(out, curves)]
