@@ -5,18 +5,22 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from typing import Iterable, List, Mapping, Optional
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from tb_lossdoctor.grouping import RunGroup, group_series
 from tb_lossdoctor.report import REPORT_VERSION, group_status, order_runs, utc_now
-from tb_lossdoctor.rules import diagnose_group, verdict_of
+from tb_lossdoctor.rules import analyse_groups, diagnose_group, verdict_of
 from tb_lossdoctor.series import Series
 from tb_lossdoctor.settings import Settings
+from tb_lossdoctor.trend import CurveStats
 
 logger = logging.getLogger(__name__)
 
 # A logdir can hold 100,000 unrecognised tags: list a sample, count them all.
 MAX_IGNORED_LISTED = 1000
+# Run groups whose curves are analysed together (`analyse_groups`): enough curves per step
+# sequence to share the per-call cost, few enough that their stats stay small in memory.
+BATCH_GROUPS = 100
 
 
 def diagnose(
@@ -51,7 +55,10 @@ def diagnose(
     if pool is not None:
         runs = pool.diagnose_groups(groups, settings, problems)
     else:
-        runs = [diagnose_run_group(group, settings, problems) for group in groups]
+        runs = []
+        for entry, added in diagnose_run_groups(groups, settings):
+            runs.append(entry)
+            problems.extend(added)
     return add_sweep({
         "version": REPORT_VERSION,
         "generated_at": utc_now(),
@@ -87,10 +94,37 @@ def add_sweep(report: dict, hparams: Optional[Mapping[str, Mapping]] = None) -> 
     return dict(report, runs=runs, sweep=analyse(runs, words))
 
 
-def diagnose_run_group(group: RunGroup, settings: Settings, problems: List[dict]) -> dict:
-    """The report entry of one run group; a failure becomes a listed problem, never a crash."""
+def diagnose_run_groups(groups: Sequence[RunGroup], settings: Settings) -> List[Tuple[dict, List[dict]]]:
+    """(report entry, problems it added) of each run group, in order: the same as
+    `diagnose_run_group` one by one, with the curves of `BATCH_GROUPS` groups at a time analysed
+    together first."""
+    out: List[Tuple[dict, List[dict]]] = []
+    for start in range(0, len(groups), BATCH_GROUPS):
+        chunk = groups[start : start + BATCH_GROUPS]
+        known = _known_stats(chunk, settings)
+        for group in chunk:
+            added: List[dict] = []
+            out.append((diagnose_run_group(group, settings, added, known), added))
+    return out
+
+
+def _known_stats(groups: Sequence[RunGroup], settings: Settings) -> Dict[int, CurveStats]:
+    """`analyse_groups`, or nothing when it fails: each group then analyses its own curves, and
+    a failure stays that group's listed problem."""
     try:
-        findings = [f.to_dict() for f in diagnose_group(group, settings)]
+        return analyse_groups(groups, settings)
+    except Exception:
+        logger.warning("analysing run groups together failed; analysing them one by one", exc_info=True)
+        return {}
+
+
+def diagnose_run_group(
+    group: RunGroup, settings: Settings, problems: List[dict], known: Optional[Dict[int, CurveStats]] = None
+) -> dict:
+    """The report entry of one run group; a failure becomes a listed problem, never a crash.
+    `known`: stats already computed for its curves (`rules.analyse_groups`)."""
+    try:
+        findings = [f.to_dict() for f in diagnose_group(group, settings, known)]
     except Exception as exc:  # a bug on one group must not lose the other groups' results
         logger.exception("diagnosis failed for run group %r", group.name)
         problems.append({"run": group.name, "tag": "", "reason": f"diagnosis failed: {exc!r}"})

@@ -61,13 +61,9 @@ def _diagnose_chunk(groups, settings) -> List[Tuple[dict, List[dict]]]:
 
 def _diagnose_all(groups, settings) -> List[Tuple[dict, List[dict]]]:
     """(report entry, problems it added) of each group."""
-    from tb_lossdoctor.engine import diagnose_run_group
+    from tb_lossdoctor.engine import diagnose_run_groups
 
-    out = []
-    for group in groups:
-        problems: List[dict] = []
-        out.append((diagnose_run_group(group, settings, problems), problems))
-    return out
+    return diagnose_run_groups(groups, settings)
 
 
 def _signature(group) -> tuple:
@@ -193,10 +189,9 @@ class GroupPool:
         # First what no worker has: this process's own share (and groups a batch split).
         found = [self._prefetched.get(_signature(group)) for group in groups]
         results: List[Optional[tuple]] = [None] * len(groups)
-        for i, group in enumerate(groups):
-            if found[i] is None:
-                added: List[dict] = []
-                results[i] = (_diagnose_here([group], settings, added)[0], added)
+        own = [i for i, where in enumerate(found) if where is None]
+        for i, result in zip(own, _diagnose_all([groups[i] for i in own], settings)):
+            results[i] = result
         # Then tasks no worker has started yet are taken back, from the last one, so this
         # process and the workers stay busy until the end.
         for task in reversed(self._tasks):
@@ -214,9 +209,11 @@ class GroupPool:
 
 def _diagnose_here(groups, settings, problems: List[dict]) -> List[dict]:
     """The groups' report entries, diagnosed in this process."""
-    from tb_lossdoctor.engine import diagnose_run_group
-
-    return [diagnose_run_group(g, settings, problems) for g in groups]
+    entries = []
+    for entry, added in _diagnose_all(groups, settings):
+        entries.append(entry)
+        problems.extend(added)
+    return entries
 
 
 def done_future(value) -> Future:

@@ -8,7 +8,7 @@ renders each finding from them.
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -19,17 +19,17 @@ from tb_lossdoctor.grouping import MetricPair, RunGroup
 from tb_lossdoctor.report import Finding
 from tb_lossdoctor.settings import Settings
 from tb_lossdoctor.trend import FALLING, RISING, CurveStats, Trend, median, point_noise
-from tb_lossdoctor.views import View, gap_closed, natural_floor, view_of
+from tb_lossdoctor.views import View, analyse_curves, gap_closed, natural_floor, view_of
 
 
-def diagnose_group(group: RunGroup, settings: Settings) -> List[Finding]:
+def diagnose_group(
+    group: RunGroup, settings: Settings, known: Optional[Dict[int, CurveStats]] = None
+) -> List[Finding]:
     """All findings of one run group: events, plus exactly one trend verdict unless a `nan` or
-    `blowup` ended the run."""
+    `blowup` ended the run. `known`: stats already computed for its curves (`analyse_groups`)."""
     findings: List[Finding] = []
-    for index, pair in enumerate(group.pairs):
-        if index > 0 and not pair.is_loss and all(np.isfinite(c.series.values).all() for c in pair.curves):
-            continue  # a finite secondary metric adds nothing: skip its analysis
-        views = [view_of(c, pair, settings) for c in pair.curves]
+    for index, pair in analysed_pairs(group):
+        views = [view_of(c, pair, settings, known) for c in pair.curves]
         # `nan` is for a curve that was finite and then was not, or for a loss that never was:
         # a secondary metric NaN at every point (an AP with no objects of that size) is undefined.
         findings.extend(
@@ -43,6 +43,23 @@ def diagnose_group(group: RunGroup, settings: Settings) -> List[Finding]:
         elif pair.is_loss:
             findings.extend(f for f in (blowup_of(v, group, settings) for v in views) if f)
     return merge_findings(findings)
+
+
+def analysed_pairs(group: RunGroup) -> List[Tuple[int, MetricPair]]:
+    """(index, pair) of the metric pairs whose curves the rules analyse: a finite secondary
+    metric adds nothing, so its analysis is skipped."""
+    return [
+        (index, pair) for index, pair in enumerate(group.pairs)
+        if index == 0 or pair.is_loss or not all(np.isfinite(c.series.values).all() for c in pair.curves)
+    ]
+
+
+def analyse_groups(groups: Iterable[RunGroup], settings: Settings) -> Dict[int, CurveStats]:
+    """The stats of every curve `diagnose_group` analyses in `groups`, computed together (curves
+    logged at the same steps share the work), by id(curve)."""
+    return analyse_curves(
+        ((c, pair) for group in groups for _, pair in analysed_pairs(group) for c in pair.curves), settings
+    )
 
 
 def merge_findings(findings: List[Finding]) -> List[Finding]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -417,7 +417,11 @@ def mann_kendall_z(y: np.ndarray) -> float:
     if n < 3:
         return 0.0
     i, j = _pairs(n)
-    s = float(np.sign(y[j] - y[i]).sum())
+    return rank_z(float(np.sign(y[j] - y[i]).sum()), n)
+
+
+def rank_z(s: float, n: int) -> float:
+    """The Mann-Kendall z-score of the sum `s` of pairwise signs over `n` points (n >= 3)."""
     var = n * (n - 1) * (2 * n + 5) / 18.0
     return (s - np.sign(s)) / np.sqrt(var) if s != 0 else 0.0
 
@@ -476,15 +480,29 @@ def fit_window(
         return None
     offset = x - x[0]
     slope, intercept = theil_sen(offset, y)
-    change = slope * length
     residuals = y - (intercept + slope * offset)
     scatter = _MAD_TO_SIGMA * median(np.abs(residuals - median(residuals)))
+    return window_fit(x, slope * length, scatter, stats, settings, scale, lambda: mann_kendall_z(y))
+
+
+def window_fit(
+    x: np.ndarray,
+    change: float,
+    scatter: float,
+    stats: CurveStats,
+    settings: Settings,
+    scale: float,
+    rank: Callable[[], float],
+) -> WindowFit:
+    """The `fit_window` of a window with bin steps `x`, from its robust line's `change` and the
+    scatter of its residuals (scaled units); `rank()` gives its Mann-Kendall z, asked only when
+    the slope is significant."""
     # A short window's residuals can be quiet by chance: never claim less scatter than the
     # smoothed curve's own point-to-point noise, measured over all of it, nor than the
     # minibatch noise its bin medians carry in theory.
     scatter = max(scatter, stats.smooth_noise / scale, stats.leftover_noise / scale)
     stderr = scatter * np.sqrt(12.0 / x.size)
-    significant = abs(change) > settings.trend_z * stderr and abs(mann_kendall_z(y)) >= settings.rank_z
+    significant = abs(change) > settings.trend_z * stderr and abs(rank()) >= settings.rank_z
     return WindowFit(change, stderr, significant, int(x[0]), int(x[-1]))
 
 

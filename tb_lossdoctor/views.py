@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from tb_lossdoctor.grouping import Curve, MetricPair
 from tb_lossdoctor.naming import describe_role
 from tb_lossdoctor.settings import Settings
 from tb_lossdoctor.trend import CurveStats, analyse
+from tb_lossdoctor.trend_batch import analyse_many
 
 
 @dataclass
@@ -35,10 +36,25 @@ class View:
         return self.curve.series.key
 
 
-def view_of(curve: Curve, pair: MetricPair, settings: Settings) -> View:
+def view_of(
+    curve: Curve, pair: MetricPair, settings: Settings, known: Optional[Dict[int, CurveStats]] = None
+) -> View:
+    """The curve's view; its stats from `known` ({id(curve): stats}, see `analyse_curves`) when
+    they are there, else analysed now."""
     sign = 1.0 if pair.is_loss else -1.0
-    s = curve.series
-    return View(curve, analyse(s.steps, sign * s.values, settings), sign, pair.metric)
+    stats = known.get(id(curve)) if known else None
+    if stats is None:
+        s = curve.series
+        stats = analyse(s.steps, sign * s.values, settings)
+    return View(curve, stats, sign, pair.metric)
+
+
+def analyse_curves(curves: Iterable[Tuple[Curve, MetricPair]], settings: Settings) -> Dict[int, CurveStats]:
+    """The stats `view_of` would compute for each (curve, its pair), computed together
+    (`trend_batch.analyse_many`), by id(curve)."""
+    curves = list(curves)
+    oriented = [(c.series.steps, (1.0 if p.is_loss else -1.0) * c.series.values) for c, p in curves]
+    return {id(c): stats for (c, _), stats in zip(curves, analyse_many(oriented, settings))}
 
 
 def natural_floor(v: View) -> Optional[float]:
