@@ -304,17 +304,19 @@ def window_finding(train: View, val: View, window: float, settings: Settings) ->
             return single_finding(train, settings)
         wide_t, wide_v = t.trend_from(wider), w.trend_from(wider)
         if keeps_up(wide_t, wide_v, settings):
-            return still_learning_or_slow(train, val, wide_t, wide_v, settings)
+            return still_learning_or_slow(train, val, wide_t, wide_v, settings, too_noisy_from=vw.start_step)
     # Validation flat: training may still creep down, but held-out results stopped improving.
     return plateau_or_converged([train, val], settings, training_falls=td == FALLING)
 
 
-def still_learning_or_slow(train: View, val: View, tw: Trend, vw: Trend, settings: Settings) -> Finding:
+def still_learning_or_slow(train: View, val: View, tw: Trend, vw: Trend, settings: Settings,
+                           too_noisy_from: Optional[int] = None) -> Finding:
     """Validation improves along with training over the window of `tw`/`vw`: still learning,
-    or learning too slowly when training falls at a constant rate far from its floor."""
+    or learning too slowly when training falls at a constant rate far from its floor.
+    `too_noisy_from`: the window was widened, validation being too noisy from that step on."""
     if is_slow(train, settings):
         return wording.slow_finding(train, val)
-    return wording.still_learning_finding([train, val], (tw, vw))
+    return wording.still_learning_finding([train, val], (tw, vw), too_noisy_from)
 
 
 def resolves_pace(leader: Trend, follower: Trend, settings: Settings) -> bool:

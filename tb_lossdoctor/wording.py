@@ -343,13 +343,15 @@ def slow_finding(train: View, val: Optional[View] = None) -> Finding:
     )
 
 
-def still_learning_finding(views: List[View], window: Optional[Tuple[Trend, Trend]] = None) -> Finding:
+def still_learning_finding(views: List[View], window: Optional[Tuple[Trend, Trend]] = None,
+                           too_noisy_from: Optional[int] = None) -> Finding:
     """Still improving: over its own recent window (one curve), or, for a training/validation
-    pair, over the `window` both were judged on (their two trends there)."""
+    pair, over the `window` both were judged on (their two trends there; `too_noisy_from`: the
+    step from which validation alone was too noisy to tell, when the window was widened)."""
     v = views[0]
     st = v.stats
     if window is not None:
-        return _pair_still_learning(views[0], views[1], *window)
+        return _pair_still_learning(views[0], views[1], *window, too_noisy_from)
     return _finding(
         "still_learning", views,
         "Still learning: train longer",
@@ -363,18 +365,24 @@ def still_learning_finding(views: List[View], window: Optional[Tuple[Trend, Tren
     )
 
 
-def _pair_still_learning(train: View, val: View, tw: Trend, vw: Trend) -> Finding:
+def _pair_still_learning(train: View, val: View, tw: Trend, vw: Trend, too_noisy_from: Optional[int]) -> Finding:
     t, w = train.stats, val.stats
+    window = {"start": tw.start_step, "train_change": train.value(tw.change), "val_change": val.value(vw.change)}
+    summary = (
+        f"Since step {fmt_step(tw.start_step)} the {train.name} changed by "
+        f"{fmt(train.value(tw.change))} and the {val.name} by {fmt(val.value(vw.change))}: "
+        f"validation still improves along with training"
+    )
+    if too_noisy_from is not None:  # why the window reaches back that far
+        window["too_noisy_from"] = too_noisy_from
+        summary += f" (its points since step {fmt_step(too_noisy_from)} alone are too noisy to tell)"
+    summary += "."
     return _finding(
         "still_learning", [train, val],
         "Still learning: train longer",
-        f"Since step {fmt_step(tw.start_step)} the {train.name} changed by "
-        f"{fmt(train.value(tw.change))} and the {val.name} by {fmt(val.value(vw.change))}: "
-        f"validation still improves along with training.",
+        summary,
         t.final_step, (tw.start_step, t.final_step),
-        {**_levels(train), "val": _levels(val), "recent": _recent(train),
-         "window": {"start": tw.start_step, "train_change": train.value(tw.change),
-                    "val_change": val.value(vw.change)}},
+        {**_levels(train), "val": _levels(val), "recent": _recent(train), "window": window},
         # The weaker of the two: validation's fall is what says the model still generalises better.
         confidence=strength(min(_z(tw.change, tw.stderr), _z(vw.change, vw.stderr)),
                             int((w.bin_steps >= tw.start_step).sum())),

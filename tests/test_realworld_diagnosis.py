@@ -180,6 +180,8 @@ def test_still_learning_quotes_both_curves_over_the_window_it_judged(reports, re
     window = finding["evidence"]["window"]
     start = window["start"]
     assert start < sorted(val)[-6]  # wider than the last six epochs
+    assert window["too_noisy_from"] in val and window["too_noisy_from"] > start  # and says why
+    assert f"since step {window['too_noisy_from']} alone are too noisy" in finding["summary"]
     inside = [val[s] for s in sorted(val) if s >= start]
     third = max(1, len(inside) // 3)
     assert np.median(inside[-third:]) < np.median(inside[:third])  # validation did fall there
