@@ -46,12 +46,7 @@ def diagnose(
     settings = settings or Settings()
     series = list(series)
     problems = list(problems or [])
-    groups, ignored = [], []
-    for group in group_series(series):
-        if group.pairs:
-            groups.append(group)
-        else:
-            ignored.extend({"run": s.run, "tag": s.tag} for s in group.ignored)
+    groups, ignored = split_groups(series)
     if pool is not None:
         runs = pool.diagnose_groups(groups, settings, problems)
     else:
@@ -59,6 +54,39 @@ def diagnose(
         for entry, added in diagnose_run_groups(groups, settings):
             runs.append(entry)
             problems.extend(added)
+    return whole_report(series, runs, problems, ignored, hparams)
+
+
+def diagnose_each(items: Sequence[Tuple[Sequence[Series], Sequence[dict]]], settings: Optional[Settings] = None) -> List[dict]:
+    """`diagnose(series, settings, problems=problems)` of each (series, problems) item, in order,
+    with the curves of every item analysed together (`BATCH_GROUPS` run groups at a time): the
+    plugin diagnoses its run groups one report each, a chunk of them per call."""
+    settings = settings or Settings()
+    prepared = [(list(series), list(problems or []), *split_groups(series)) for series, problems in items]
+    known: Dict[int, CurveStats] = {}
+    every_group = [group for _, _, groups, _ in prepared for group in groups]
+    for start in range(0, len(every_group), BATCH_GROUPS):
+        known.update(_known_stats(every_group[start : start + BATCH_GROUPS], settings))
+    return [
+        whole_report(series, [diagnose_run_group(g, settings, problems, known) for g in groups], problems, ignored)
+        for series, problems, groups, ignored in prepared
+    ]
+
+
+def split_groups(series: Sequence[Series]) -> Tuple[List[RunGroup], List[dict]]:
+    """The run groups with a recognised metric, and the {run, tag} of every other series."""
+    groups, ignored = [], []
+    for group in group_series(series):
+        if group.pairs:
+            groups.append(group)
+        else:
+            ignored.extend({"run": s.run, "tag": s.tag} for s in group.ignored)
+    return groups, ignored
+
+
+def whole_report(series: Sequence[Series], runs: List[dict], problems: List[dict], ignored: List[dict],
+                 hparams: Optional[Mapping[str, Mapping]] = None) -> dict:
+    """The report around the run groups' entries (ordered here), with the sweep."""
     return add_sweep({
         "version": REPORT_VERSION,
         "generated_at": utc_now(),

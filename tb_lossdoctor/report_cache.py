@@ -92,7 +92,10 @@ def group_parts(series, problems, settings) -> dict:
     series, minus the fields of the whole report."""
     from tb_lossdoctor import engine
 
-    rep = engine.diagnose(series, settings, problems=list(problems))
+    return _parts_of(engine.diagnose(series, settings, problems=list(problems)), series)
+
+
+def _parts_of(rep: dict, series) -> dict:
     report_mod.dumps(rep)  # must be valid JSON on its own
     rep = {k: v for k, v in rep.items() if k not in report_assembly.WHOLE_REPORT_FIELDS}
     rep.setdefault("sampled", any(s.sampled for s in series))
@@ -100,13 +103,19 @@ def group_parts(series, problems, settings) -> dict:
 
 
 def chunk_parts(chunk, settings) -> List[Optional[dict]]:
-    """`group_parts` of each (name, series, problems), here or in a worker process; None where
-    it raised (the group is diagnosed again in the plugin's process, which logs the failure
-    and lists it in the report)."""
+    """`group_parts` of each (name, series, problems), here or in a worker process, the chunk's
+    curves analysed together (`engine.diagnose_each`); None where it raised (the group is
+    diagnosed again in the plugin's process, which logs the failure and lists it in the report)."""
+    from tb_lossdoctor import engine
+
+    try:
+        reports = engine.diagnose_each([(series, problems) for _, series, problems in chunk], settings)
+    except Exception:  # one group's bad data must not cost the chunk: one by one, as before
+        reports = [None] * len(chunk)
     out: List[Optional[dict]] = []
-    for _, series, problems in chunk:
+    for (_, series, problems), rep in zip(chunk, reports):
         try:
-            out.append(group_parts(series, problems, settings))
+            out.append(_parts_of(rep, series) if rep is not None else group_parts(series, problems, settings))
         except Exception:
             out.append(None)
     return out

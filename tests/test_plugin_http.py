@@ -725,7 +725,7 @@ def test_dead_data_server_gives_503(tmp_path):
 def test_engine_failure_is_listed_under_problems(apps, monkeypatch):
     import tb_lossdoctor.engine as engine
 
-    real = engine.diagnose
+    real, real_each = engine.diagnose, engine.diagnose_each
 
     def flaky(series, settings=None, problems=None):
         series = list(series)
@@ -733,9 +733,16 @@ def test_engine_failure_is_listed_under_problems(apps, monkeypatch):
             raise RuntimeError("boom")
         return real(series, settings, problems=problems)
 
+    def flaky_each(items, settings=None):  # a chunk with the bad group fails as a whole
+        items = [(list(series), problems) for series, problems in items]
+        if any(s.run == "exploded" for series, _ in items for s in series):
+            raise RuntimeError("boom")
+        return real_each(items, settings)
+
     tb = apps["python"]
     fresh(tb)
     monkeypatch.setattr(engine, "diagnose", flaky)
+    monkeypatch.setattr(engine, "diagnose_each", flaky_each)
     try:
         rep = parse_report(tb.report())
     finally:

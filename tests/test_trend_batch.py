@@ -138,3 +138,33 @@ def test_diagnose_batched_equals_group_by_group(monkeypatch):
     for report in (together, alone):
         report.pop("generated_at")
     assert together == alone
+
+
+def test_diagnose_each_equals_one_diagnose_per_item(realworld_dir, monkeypatch):
+    """The plugin diagnoses each run group as its own report, a chunk per call
+    (`engine.diagnose_each`, curves of the whole chunk analysed together): each report must be
+    what `diagnose` gives for that item alone. Real logs, one item per case, plus a sweep cut
+    into one item per run (curves logged at the same steps across items: the batched path)."""
+    from tb_lossdoctor.engine import diagnose_each
+    from tb_lossdoctor.readers.logdir import read_logdir
+
+    items = [read_logdir(str(realworld_dir / case), reader="python")[:2]
+             for case in ("keras_hw07_run1", "pl_irdsi_v3", "tf_hw06_L2", "pl_braintumor_nan")]
+    rng = np.random.default_rng(11)
+    steps = np.arange(200)
+    for r in range(12):
+        curves = sweep_curves(steps, rng)
+        items.append(([make_series(f"run{r:02d}", "train_loss", steps, curves[r % len(curves)]),
+                       make_series(f"run{r:02d}", "val_loss", steps[::10], curves[(r + 3) % len(curves)][::10])],
+                      [{"run": f"run{r:02d}", "tag": "x", "reason": "a reader's problem, carried"}]))
+    batched_rows = []
+    analyse_rows = trend_batch.analyse_rows
+    monkeypatch.setattr(trend_batch, "analyse_rows",
+                        lambda s, v, st: batched_rows.append(v.shape[0]) or analyse_rows(s, v, st))
+    each = diagnose_each(items)
+    assert sum(batched_rows) >= 12  # the sweep's curves of several items went together
+    monkeypatch.setattr(trend_batch, "MIN_ROWS", 10**9)  # now nothing is analysed together
+    alone = [diagnose(series, problems=problems) for series, problems in items]
+    for report in each + alone:
+        report.pop("generated_at")
+    assert each == alone
