@@ -332,7 +332,8 @@ def bin_layout(steps: np.ndarray, bins: int) -> BinLayout:
 
 
 def grouped_medians(values: np.ndarray, layout: BinLayout) -> np.ndarray:
-    """Median of each bin of `layout` (contiguous slices of `values`).
+    """Median of each bin of `layout` (contiguous slices of `values`; of each row's, for a 2-D
+    array of curves logged at the same steps).
 
     Evenly filled bins are rows of a reshape, partitioned at once; otherwise sorting by
     (bin, value) keeps the slices in place and orders the values inside each one, so one
@@ -342,9 +343,11 @@ def grouped_medians(values: np.ndarray, layout: BinLayout) -> np.ndarray:
     if layout.even:
         m = int(counts[0])
         lo, hi = (m - 1) // 2, m // 2
-        part = values.reshape(counts.size, m).copy()  # np.partition's own steps, minus its wrapper
-        part.partition((lo, hi), axis=1)
-        return 0.5 * (part[:, lo] + part[:, hi])
+        part = values.reshape(*values.shape[:-1], counts.size, m).copy()  # np.partition minus its wrapper
+        part.partition((lo, hi), axis=-1)
+        return 0.5 * (part[..., lo] + part[..., hi])
+    if values.ndim > 1:
+        return np.stack([grouped_medians(row, layout) for row in values])
     order = np.lexsort((values, layout.ids))
     ranked = values[order]
     return 0.5 * (ranked[starts + (counts - 1) // 2] + ranked[starts + counts // 2])
@@ -354,12 +357,13 @@ def bin_medians(
     steps: np.ndarray, values: np.ndarray, bins: int, layout: Optional[BinLayout] = None
 ) -> Tuple[np.ndarray, np.ndarray, float]:
     """Medians of equal-width step bins (empty bins dropped): (bin steps, medians, points/bin).
+    `values` may be 2-D, a row per curve logged at `steps`: medians per row.
 
     With `bins` or fewer points every point is its own bin. The step of a bin is the median
     step of its points, so uneven spacing is respected. `layout`: the `bin_layout` of `steps`,
     when the caller already has it.
     """
-    n = values.size
+    n = values.shape[-1]
     if n <= bins:
         return steps.astype(np.float64), values.copy(), 1.0
     layout = layout or bin_layout(steps, bins)

@@ -21,12 +21,11 @@ from tb_lossdoctor.settings import Settings
 from tb_lossdoctor.trend import (
     _MAD_TO_SIGMA,
     _SQRT_6,
-    BinLayout,
     CurveStats,
     _pairs,
     analyse,
     bin_layout,
-    grouped_medians,
+    bin_medians,
     rank_z,
     recent_first_bin,
     window_fit,
@@ -71,7 +70,7 @@ def analyse_rows(steps: np.ndarray, values: np.ndarray, settings: Settings) -> L
     scales = _row_magnitudes(values)
     scaled = values / scales[:, None]
     layout = bin_layout(steps, settings.bins) if n > settings.bins else None
-    bin_steps, medians, per_bin = _row_bin_medians(steps, scaled, layout)
+    bin_steps, medians, per_bin = bin_medians(steps, scaled, settings.bins, layout)
     bin_values = medians * scales[:, None]
     smoothed = bin_values / scales[:, None]  # the trends are fitted in scaled units
     noise = row_point_noise(scaled) * scales
@@ -145,25 +144,6 @@ def _row_magnitudes(values: np.ndarray) -> np.ndarray:
     """`trend._magnitude` of each row: its largest absolute value, 1 when that is zero."""
     top = np.abs(values).max(axis=1)
     return np.where(np.isfinite(top) & (top > 0), top, 1.0)
-
-
-def _row_bin_medians(
-    steps: np.ndarray, scaled: np.ndarray, layout: Optional[BinLayout]
-) -> Tuple[np.ndarray, np.ndarray, float]:
-    """`trend.bin_medians` of each row: (shared bin steps, medians per row, points per bin)."""
-    n = steps.size
-    if layout is None:  # every point is its own bin
-        return steps.astype(np.float64), scaled.copy(), 1.0
-    counts = layout.counts
-    if layout.even:  # as `grouped_medians`: each bin's points are partitioned at the same ranks
-        m = int(counts[0])
-        lo, hi = (m - 1) // 2, m // 2
-        part = scaled.reshape(scaled.shape[0], counts.size, m).copy()
-        part.partition((lo, hi), axis=2)
-        medians = 0.5 * (part[:, :, lo] + part[:, :, hi])
-    else:
-        medians = np.stack([grouped_medians(row, layout) for row in scaled])
-    return steps[layout.middles].astype(np.float64), medians, float(n) / layout.starts.size
 
 
 def row_medians(a: np.ndarray) -> np.ndarray:
