@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import numpy as np
@@ -50,10 +51,7 @@ def diagnose(
     if pool is not None:
         runs = pool.diagnose_groups(groups, settings, problems)
     else:
-        runs = []
-        for entry, added in diagnose_run_groups(groups, settings):
-            runs.append(entry)
-            problems.extend(added)
+        runs = run_group_entries(groups, settings, problems)
     return whole_report(series, runs, problems, ignored, hparams)
 
 
@@ -63,14 +61,15 @@ def diagnose_each(items: Sequence[Tuple[Sequence[Series], Sequence[dict]]], sett
     plugin diagnoses its run groups one report each, a chunk of them per call."""
     settings = settings or Settings()
     prepared = [(list(series), list(problems or []), *split_groups(series)) for series, problems in items]
-    known: Dict[int, CurveStats] = {}
-    every_group = [group for _, _, groups, _ in prepared for group in groups]
-    for start in range(0, len(every_group), BATCH_GROUPS):
-        known.update(_known_stats(every_group[start : start + BATCH_GROUPS], settings))
-    return [
-        whole_report(series, [diagnose_run_group(g, settings, problems, known) for g in groups], problems, ignored)
-        for series, problems, groups, ignored in prepared
-    ]
+    diagnosed = iter(diagnose_run_groups([g for _, _, groups, _ in prepared for g in groups], settings))
+    reports = []
+    for series, problems, groups, ignored in prepared:
+        runs = []
+        for entry, added in itertools.islice(diagnosed, len(groups)):
+            runs.append(entry)
+            problems.extend(added)
+        reports.append(whole_report(series, runs, problems, ignored))
+    return reports
 
 
 def split_groups(series: Sequence[Series]) -> Tuple[List[RunGroup], List[dict]]:
@@ -120,6 +119,16 @@ def add_sweep(report: dict, hparams: Optional[Mapping[str, Mapping]] = None) -> 
     # the sweep, not of each run's own entry, which must not depend on the other runs.
     words = hp.free_word_hparams([n for n in names if not hp.is_record_child(n, names)])
     return dict(report, runs=runs, sweep=analyse(runs, words))
+
+
+def run_group_entries(groups: Sequence[RunGroup], settings: Settings, problems: List[dict]) -> List[dict]:
+    """The report entries of `groups` (`diagnose_run_groups`), their problems appended to
+    `problems`."""
+    entries = []
+    for entry, added in diagnose_run_groups(groups, settings):
+        entries.append(entry)
+        problems.extend(added)
+    return entries
 
 
 def diagnose_run_groups(groups: Sequence[RunGroup], settings: Settings) -> List[Tuple[dict, List[dict]]]:

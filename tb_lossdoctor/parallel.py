@@ -209,11 +209,9 @@ class GroupPool:
 
 def _diagnose_here(groups, settings, problems: List[dict]) -> List[dict]:
     """The groups' report entries, diagnosed in this process."""
-    entries = []
-    for entry, added in _diagnose_all(groups, settings):
-        entries.append(entry)
-        problems.extend(added)
-    return entries
+    from tb_lossdoctor.engine import run_group_entries
+
+    return run_group_entries(groups, settings, problems)
 
 
 def done_future(value) -> Future:
