@@ -8,6 +8,7 @@ check that the cache avoids re-reading.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
@@ -42,6 +43,18 @@ class CountingProvider:
         self.gate = None  # a threading.Event that read_scalars waits for, when set by a test
         self.reading = threading.Event()  # set when a read_scalars call starts
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def stuck_reads(self):
+        """Inside the block every read_scalars call waits (a build in progress stays stuck);
+        leaving it lets them go."""
+        self.reading.clear()
+        self.gate = threading.Event()
+        try:
+            yield
+        finally:
+            self.gate.set()
+            self.gate = None
 
     def __getattr__(self, name):
         attr = getattr(self._inner, name)
@@ -850,11 +863,9 @@ def test_one_build_per_key_and_a_cached_report_never_waits(apps, kind):
     fresh(tb)
     tb.report("run=" + one_group)  # now cached
     reads_before = tb.plugin._cache.reads
-    tb.provider.reading.clear()
-    tb.provider.gate = threading.Event()
     bodies = []
-    try:
-        threads = [threading.Thread(target=lambda: bodies.append(tb.report().get_data())) for _ in range(6)]
+    threads = [threading.Thread(target=lambda: bodies.append(tb.report().get_data())) for _ in range(6)]
+    with tb.provider.stuck_reads():
         for t in threads:
             t.start()
         assert tb.provider.reading.wait(20), "the cold build never reached the provider"
@@ -864,11 +875,8 @@ def test_one_build_per_key_and_a_cached_report_never_waits(apps, kind):
         side.join(20)
         assert cached and cached[0].status_code == 200, "a cached report waited for another build"
         assert not tb.provider.gate.is_set() and len(bodies) == 0  # the build is still stuck
-    finally:
-        tb.provider.gate.set()
-        for t in threads:
-            t.join(30)
-        tb.provider.gate = None
+    for t in threads:
+        t.join(30)
     assert len(bodies) == 6 and len(set(bodies)) == 1
     assert tb.plugin._cache.reads - reads_before == 1
 
@@ -924,17 +932,12 @@ def test_a_slow_cold_report_answers_with_what_is_diagnosed_so_far(apps, kind, mo
     monkeypatch.setattr(plugin_mod, "FIRST_PARTIAL_AFTER_SECONDS", 0.5)
     tb = apps[kind]
     fresh(tb)
-    tb.provider.reading.clear()
-    tb.provider.gate = threading.Event()
-    try:
+    with tb.provider.stuck_reads():
         first = tb.report("partial=1")
         assert first.status_code == 200
         rep = json.loads(first.get_data(as_text=True))
         assert rep["pending"]["count"] > 0 and rep["sweep"] is None
         assert len(rep["runs"]) + rep["pending"]["count"] >= 1
-    finally:
-        tb.provider.gate.set()
-        tb.provider.gate = None
     full = wait_until(lambda: (lambda r: r if "pending" not in r else None)(
         json.loads(tb.report("partial=1").get_data(as_text=True))), timeout=60)
     assert full and full["runs"] and "pending" not in full
@@ -950,9 +953,7 @@ def test_the_request_that_starts_a_build_gets_its_first_cards_sooner(apps, kind,
     monkeypatch.setattr(plugin_mod, "PARTIAL_AFTER_SECONDS", 60.0)
     tb = apps[kind]
     fresh(tb)
-    tb.provider.reading.clear()
-    tb.provider.gate = threading.Event()
-    try:
+    with tb.provider.stuck_reads():
         started = time.monotonic()
         first = json.loads(tb.report("partial=1").get_data(as_text=True))
         assert time.monotonic() - started < 30  # not the 60 s of a poll
@@ -962,8 +963,5 @@ def test_the_request_that_starts_a_build_gets_its_first_cards_sooner(apps, kind,
         poll.start()
         poll.join(2.0)
         assert not answered  # a poll holds on while the build runs
-    finally:
-        tb.provider.gate.set()
-        tb.provider.gate = None
     poll.join(60)
     assert answered and "pending" not in json.loads(answered[0].get_data(as_text=True))
