@@ -63,21 +63,24 @@ def json_safe(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:  # the common leaves first (exact types: a numpy scalar goes below)
         return value
-    if kind is float and math.isfinite(value):
-        return float(f"{value:.6g}")
+    if kind is float:
+        return _json_float(value)
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
         value = value.item()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return float(f"{value:.6g}")
-    return value
+    return _json_float(value) if isinstance(value, float) else value
+
+
+def _json_float(value: float) -> Any:
+    """A float to 6 significant digits, or the string naming a non-finite one."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float(f"{value:.6g}")
 
 
 def utc_now() -> str:
