@@ -106,15 +106,8 @@ def add_sweep(report: dict, hparams: Optional[Mapping[str, Mapping]] = None) -> 
 
     names = [run["run"] for run in report.get("runs", [])]
     records = hp.assign_records(hparams or {}, names)
-    runs = []
-    for run in report.get("runs", []):
-        run = {k: v for k, v in run.items() if k not in ("hparams", "hparam_sources")}
-        values, sources = hp.merge((hp.SOURCE_RECORD, records.get(run["run"], {})),
-                                   (hp.SOURCE_NAME, hp.parse_name(run["run"]).values),
-                                   (hp.SOURCE_CURVE, run.get("lr_curve") or {}))
-        if values and not hp.is_record_child(run["run"], names):
-            run["hparams"], run["hparam_sources"] = values, sources
-        runs.append(run)
+    runs = [swept_entry(run, records.get(run["run"]), hp.is_record_child(run["run"], names))
+            for run in report.get("runs", [])]
     # Words of the names that become settings only across the set (a `variant`, a flag): part of
     # the sweep, not of each run's own entry, which must not depend on the other runs.
     words = hp.free_word_hparams([n for n in names if not hp.is_record_child(n, names)])
@@ -129,6 +122,20 @@ def run_group_entries(groups: Sequence[RunGroup], settings: Settings, problems: 
         entries.append(entry)
         problems.extend(added)
     return entries
+
+
+def swept_entry(run: dict, record: Optional[Mapping], child: bool) -> dict:
+    """A copy of one run's entry with its `hparams` and `hparam_sources` (its HParams `record`,
+    then its name, then its learning-rate curve); none for a record `child` folder."""
+    from tb_lossdoctor import hparams as hp
+
+    run = {k: v for k, v in run.items() if k not in ("hparams", "hparam_sources")}
+    values, sources = hp.merge((hp.SOURCE_RECORD, record or {}),
+                               (hp.SOURCE_NAME, hp.parse_name(run["run"]).values),
+                               (hp.SOURCE_CURVE, run.get("lr_curve") or {}))
+    if values and not child:
+        run["hparams"], run["hparam_sources"] = values, sources
+    return run
 
 
 def diagnose_run_groups(groups: Sequence[RunGroup], settings: Settings) -> List[Tuple[dict, List[dict]]]:

@@ -80,7 +80,9 @@ class GroupResult:
         memo = self._entries.get(run["run"])
         if memo is not None and memo[0] == key:
             return memo[1], memo[2]
-        swept = _swept_entry(run, record, child)
+        from tb_lossdoctor.engine import swept_entry
+
+        swept = swept_entry(run, record, child)
         text = report_mod.dumps(swept)
         self._entries[run["run"]] = (key, swept, text)
         return swept, text
@@ -89,20 +91,6 @@ class GroupResult:
 def _neutral(value) -> bool:
     """Whether merging `value` into a field holding the same neutral value changes nothing."""
     return value is False or (type(value) is int and value == 0) or (type(value) is list and not value)
-
-
-def _swept_entry(run: dict, record: Optional[dict], child: bool) -> dict:
-    """One run's entry with its `hparams` and `hparam_sources`: `engine.add_sweep`'s per-run step,
-    given the record `hparams.assign_records` gave the run and `hparams.is_record_child`."""
-    from tb_lossdoctor import hparams as hp
-
-    run = {k: v for k, v in run.items() if k not in ("hparams", "hparam_sources")}
-    values, sources = hp.merge((hp.SOURCE_RECORD, record or {}),
-                               (hp.SOURCE_NAME, hp.parse_name(run["run"]).values),
-                               (hp.SOURCE_CURVE, run.get("lr_curve") or {}))
-    if values and not child:
-        run["hparams"], run["hparam_sources"] = values, sources
-    return run
 
 
 # -- merging parts into a report (as a dict) -------------------------------------------------------
