@@ -49,6 +49,7 @@ from tb_lossdoctor.grouping import group_series  # noqa: E402
 from tb_lossdoctor.readers.logdir import read_logdir  # noqa: E402
 from tb_lossdoctor.series import Series  # noqa: E402
 from tb_lossdoctor.settings import Settings  # noqa: E402
+from tb_lossdoctor.step_units import UNIT_RATIO  # noqa: E402
 
 REALWORLD = ROOT.parent / "shared" / "realworld"
 # The thresholds the cross-validation calibrates: those that decide the train/validation table.
@@ -189,7 +190,7 @@ def validation_in_epochs(series: List[Series]) -> List[Series]:
     val = {(c.series.run, c.series.tag) for g in group_series(series) for p in g.pairs for c in p.curves
            if c.role == "val"}
     return [dataclasses.replace(s, steps=np.arange(s.steps.size))
-            if (s.run, s.tag) in val and s.steps.size >= 2 and s.steps[-1] >= 5 * s.steps.size else s
+            if (s.run, s.tag) in val and s.steps.size >= 2 and s.steps[-1] >= UNIT_RATIO * s.steps.size else s
             for s in series]
 
 
