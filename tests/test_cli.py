@@ -480,9 +480,26 @@ def test_a_worker_dying_after_tasks_were_taken_back_does_not_hang():
         executor.shutdown(wait=False, cancel_futures=True)
 
 
+def test_a_logdir_read_in_one_batch_stays_in_this_process(tmp_path):
+    """Fewer runs than one read batch: the reader has nothing to hand over before the read
+    ends, and so few groups are diagnosed here rather than shipped to a worker."""
+    from tb_lossdoctor.engine import diagnose
+    from tb_lossdoctor.parallel import GroupPool
+    from tb_lossdoctor.readers.logdir import read_logdir
+
+    for i in range(30):
+        write_simple(tmp_path / f"run{i:02d}", {"train/loss": decaying(40, noise=0.02, seed=i)})
+    with GroupPool(1) as pool:
+        series, problems, info = read_logdir(str(tmp_path), reader="server", on_batch=pool.prefetch)
+        report = diagnose(series, problems=problems, pool=pool)
+        assert pool.workers == 1 and pool.sent == 0
+    assert len(report["runs"]) == 30
+
+
 def test_groups_start_in_workers_while_later_batches_are_read(many_runs):
-    """The reader hands each batch of 200 runs to the pool as it arrives; the report is the one
-    the engine gives alone."""
+    """The reader hands each batch of 200 runs but the last to the pool as it arrives (the last
+    one is in the caller's hands as soon as the read returns); the report is the one the engine
+    gives alone."""
     from tb_lossdoctor.engine import diagnose
     from tb_lossdoctor.parallel import GroupPool
     from tb_lossdoctor.readers.logdir import read_logdir
@@ -496,7 +513,7 @@ def test_groups_start_in_workers_while_later_batches_are_read(many_runs):
         series, problems, info = read_logdir(str(many_runs), reader="server", on_batch=prefetch)
         shared = diagnose(series, problems=problems, pool=pool)
         assert pool.sent > 0
-    assert batches == [400, 400]  # 2 batches of 200 runs x 2 tags
+    assert batches == [400]  # the first of 2 batches of 200 runs x 2 tags
     alone = diagnose(series, problems=problems)
     for r in (alone, shared):
         r.pop("generated_at")

@@ -48,9 +48,10 @@ def read_series(
 
     `sample_limit` is the per-tag point budget the provider was loaded with (TensorBoard's
     `--samples_per_plugin scalars=N`, 1,000 by default): a series holding exactly that many points
-    is marked as sampled. `on_batch` is called with each batch's series as soon as it is read
-    (the CLI starts diagnosing while the next batch is read). Returns the series and a list of
-    problems ({run, tag, reason}).
+    is marked as sampled. `on_batch` is called with each batch's series as soon as it is read,
+    but the last (the CLI starts diagnosing while the next batch is read; the last batch is the
+    caller's when this returns, and a logdir of one batch is not worth a second process). Returns
+    the series and a list of problems ({run, tag, reason}).
     """
     runs = _all_runs(provider, ctx, experiment_id) if runs is None else list(runs)
     series: List[Series] = []
@@ -79,7 +80,7 @@ def read_series(
                 problems.append({"run": run, "tag": tag, "reason": f"unreadable points: {exc}"})
         del columns
         series.extend(batch)
-        if on_batch is not None:
+        if on_batch is not None and index + 1 < len(filters):
             on_batch([s for s in batch if len(s)])
     series.sort(key=lambda s: (s.run, s.tag))
     return series, problems
