@@ -111,7 +111,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     # their process to themselves unless they ask for --jobs.
     workers = None if args.jobs is None and argv is None else (args.jobs or 1) - 1
     with GroupPool(workers) as pool:
-        return _diagnose_and_print(args, argv, run_re, pool)
+        code = _diagnose_and_print(args, argv, run_re, pool)
+    if argv is None:
+        _keep_until_exit()  # the interpreter's teardown then skips them too
+    return code
+
+
+def _keep_until_exit() -> None:
+    """Tell the garbage collector that everything alive now lives until the process exits
+    (command-line processes only: this is process-wide). Modules, the series read, the report:
+    every full collection walked all of them again and found nothing (0.26 s of a 2 s run at
+    3,000 runs, 0.9 s at 10,000); it now walks only what was made since."""
+    import gc
+
+    gc.freeze()
 
 
 def _diagnose_and_print(args, argv, run_re, pool) -> int:
@@ -120,6 +133,9 @@ def _diagnose_and_print(args, argv, run_re, pool) -> int:
     from tb_lossdoctor.readers.data_server import DataServerError
     from tb_lossdoctor.readers.logdir import LogdirError, read_logdir
     from tb_lossdoctor.report import dumps_lines
+
+    if argv is None:
+        _keep_until_exit()  # the modules just imported
 
     try:
         # As a program (argv from the command line) the Python reader may skip importing
@@ -138,6 +154,8 @@ def _diagnose_and_print(args, argv, run_re, pool) -> int:
         return _fail(f"cannot read {args.logdir}: {type(exc).__name__}: {exc}")
     if not series:
         return _fail(f"no scalar data found in {args.logdir}")
+    if argv is None:
+        _keep_until_exit()  # the series: the report refers to them until it is printed
 
     if run_re is not None:  # filter before diagnosing: the other groups' work is not needed
         from tb_lossdoctor.grouping import group_key, run_tags

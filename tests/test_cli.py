@@ -84,6 +84,17 @@ def test_json_is_exactly_the_report(logdir, capsys):
                     "evidence", "advice", "confidence"} <= set(f)
 
 
+def test_in_process_callers_keep_their_garbage_collector(logdir, capsys):
+    """Only the `lossdoctor` program marks its objects as living until exit (`gc.freeze`, which is
+    process-wide); a caller passing argv keeps its collector as it was."""
+    import gc
+
+    before = gc.get_freeze_count()
+    assert cli.main([str(logdir), "--format", "json"]) in (cli.EXIT_OK, cli.EXIT_FAIL)
+    assert json.loads(capsys.readouterr().out)["runs"]
+    assert gc.get_freeze_count() == before
+
+
 def test_text_lists_runs_worst_first_without_colour(logdir, capsys, monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("FORCE_COLOR", raising=False)
