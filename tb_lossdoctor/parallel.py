@@ -7,9 +7,11 @@ each worker is a copy of a small single-threaded process; they import the engine
 reader waits for TensorBoard's data server. Only "fork" is used (Linux): elsewhere, or with one
 core, there is no pool and the caller diagnoses in-process.
 
-While the reader is still reading, `prefetch` hands each batch's run groups to the workers; the
-engine's `diagnose` later takes a prefetched result only for a group made of exactly the same
-series (a group split across two read batches is simply diagnosed again, whole).
+While the reader is still reading, `prefetch` hands each batch's series to the workers, a slice
+of runs per task, and the worker groups them (this process, busy reading, does not). The
+engine's `diagnose` later takes a worker's entry for a group whose runs were all in that one
+task: every series of a run belongs to the run's group, so that task built the same group. A
+group whose runs a slice boundary split is simply diagnosed again, whole, here.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 # Below this many groups per process, pickling the series to a worker costs about what it saves.
 MIN_GROUPS_PER_PROCESS = 150
-# Groups per task sent to a worker: small enough that the last task does not leave one process
-# working alone for long, large enough that per-task overhead stays negligible.
+# Groups (or, while reading, runs) per task sent to a worker: small enough that the last task
+# does not leave one process working alone for long, large enough that per-task overhead stays
+# negligible.
 CHUNK_GROUPS = 100
 MAX_WORKERS = 4
 # How often a wait on a worker's task checks that the pool is still whole (seconds).
@@ -54,24 +57,34 @@ def _warm_up() -> None:
     import tb_lossdoctor.engine  # noqa: F401
 
 
-def _diagnose_chunk(groups, settings) -> List[Tuple[dict, List[dict]]]:
-    """A worker's task."""
+# What a task returns: {run group name: (report entry, problems it added)}.
+Results = Dict[str, Tuple[dict, List[dict]]]
+
+
+def _diagnose_chunk(groups, settings) -> Results:
+    """A worker's task: run groups this process grouped."""
     return _diagnose_all(groups, settings)
 
 
-def _diagnose_all(groups, settings) -> List[Tuple[dict, List[dict]]]:
-    """(report entry, problems it added) of each group."""
+def _group_and_diagnose(series, settings) -> Results:
+    """A worker's task while reading: the series of a slice of runs, grouped here."""
+    from tb_lossdoctor.engine import split_groups
+
+    return _diagnose_all(split_groups(series)[0], settings)
+
+
+def _diagnose_all(groups, settings) -> Results:
     from tb_lossdoctor.engine import diagnose_run_groups
 
-    return diagnose_run_groups(groups, settings)
+    return {group.name: result for group, result in zip(groups, diagnose_run_groups(groups, settings))}
 
 
-def _signature(group) -> tuple:
-    """A group's name and the identity of every series in it (valid in this process only)."""
-    members = [c.series for c in group.curves] + list(group.ignored)
+def _runs_of(group) -> set:
+    """The runs a group's kept series come from (the runs whose task can have built it)."""
+    runs = {c.series.run for c in group.curves} | {s.run for s in group.ignored}
     if group.learning_rate is not None:
-        members.append(group.learning_rate)
-    return (group.name, tuple(sorted(id(s) for s in members)))
+        runs.add(group.learning_rate.run)
+    return runs
 
 
 class Task:
@@ -94,7 +107,7 @@ class Task:
         self.future = done_future(self._here())
         return True
 
-    def results(self, on_failure: Optional[Callable[[BaseException], None]] = None) -> list:
+    def results(self, on_failure: Optional[Callable[[BaseException], None]] = None):
         """The task's results; when its worker failed (died, out of memory, killed), computed
         here (the executor reports a dead worker as BrokenProcessPool)."""
         try:
@@ -107,7 +120,7 @@ class Task:
             self.future = done_future(self._here())
             return self.future.result()
 
-    def _settled_result(self) -> list:
+    def _settled_result(self):
         """The future's result, or BrokenProcessPool when its executor broke without settling
         it: Python 3.11's executor fails every pending task when a worker dies, but stops at a
         task that was cancelled meanwhile (`take_back`), leaving the rest unsettled forever."""
@@ -132,7 +145,7 @@ class GroupPool:
         self.workers = workers if self._pool is not None else 0
         self.sent = 0  # run groups diagnosed by the workers (for logs and tests)
         self._tasks: List[Task] = []
-        self._prefetched: Dict[tuple, Tuple[Task, int]] = {}  # signature -> (task, index in it)
+        self._task_of_run: Dict[str, Task] = {}
         self._settings = None
 
     def __enter__(self) -> "GroupPool":
@@ -152,24 +165,33 @@ class GroupPool:
         """Start diagnosing the run groups of one read batch (a callback for the reader)."""
         if self._pool is None:
             return
-        from tb_lossdoctor.grouping import group_series
         from tb_lossdoctor.settings import Settings
 
         settings = settings or Settings()
         if self._settings is not None and settings != self._settings:
             return
         self._settings = settings
-        ordered = sorted(series, key=lambda s: (s.run, s.tag))  # as the engine will see them
-        groups = [g for g in group_series(ordered) if g.pairs]
-        for start in range(0, len(groups), CHUNK_GROUPS):
-            self._submit(groups[start : start + CHUNK_GROUPS], settings)
+        by_run: Dict[str, list] = {}
+        for s in sorted(series, key=lambda s: (s.run, s.tag)):  # as the engine will see them
+            by_run.setdefault(s.run, []).append(s)
+        runs = list(by_run)
+        for start in range(0, len(runs), CHUNK_GROUPS):
+            some = runs[start : start + CHUNK_GROUPS]
+            self._submit(_group_and_diagnose, _group_and_diagnose,
+                         [s for run in some for s in by_run[run]], settings, some)
 
-    def _submit(self, groups: list, settings) -> None:
-        task = Task(groups, self._pool.submit(_diagnose_chunk, groups, settings),
-                     functools.partial(_diagnose_all, groups, settings), self._pool)
+    def _submit(self, work, here, items: list, settings, runs) -> None:
+        """`work(items, settings)` in a worker, or `here(items, settings)` when taken back."""
+        task = Task(items, self._pool.submit(work, items, settings),
+                    functools.partial(here, items, settings), self._pool)
         self._tasks.append(task)
-        for index, group in enumerate(groups):
-            self._prefetched[_signature(group)] = (task, index)
+        for run in runs:
+            self._task_of_run[run] = task
+
+    def _task_of(self, group) -> Optional[Task]:
+        """The one task that had every run of `group`, or None."""
+        tasks = {self._task_of_run.get(run) for run in _runs_of(group)}
+        return tasks.pop() if len(tasks) == 1 else None
 
     # -- the engine's call ------------------------------------------------------------------
 
@@ -179,29 +201,24 @@ class GroupPool:
         if self._pool is None:
             return _diagnose_here(groups, settings, problems)
         if self._settings is not None and settings != self._settings:  # prefetched for others
-            self._tasks, self._prefetched = [], {}
+            self._tasks, self._task_of_run = [], {}
             return _diagnose_here(groups, settings, problems)
         if not self._tasks and len(groups) >= MIN_GROUPS_PER_PROCESS * 2:
             # Nothing prefetched (another reader): the workers take the first share.
             shared = len(groups) * self.workers // (self.workers + 1)
             for start in range(0, shared, CHUNK_GROUPS):
-                self._submit(list(groups[start : min(start + CHUNK_GROUPS, shared)]), settings)
-        # First what no worker has: this process's own share (and groups a batch split).
-        found = [self._prefetched.get(_signature(group)) for group in groups]
-        results: List[Optional[tuple]] = [None] * len(groups)
-        own = [i for i, where in enumerate(found) if where is None]
-        for i, result in zip(own, _diagnose_all([groups[i] for i in own], settings)):
-            results[i] = result
+                some = list(groups[start : min(start + CHUNK_GROUPS, shared)])
+                self._submit(_diagnose_chunk, _diagnose_all, some, settings, set().union(*map(_runs_of, some)))
+        # First what no worker has: this process's own share (and groups a slice split).
+        found = [self._task_of(group) for group in groups]
+        own = _diagnose_all([g for g, task in zip(groups, found) if task is None], settings)
         # Then tasks no worker has started yet are taken back, from the last one, so this
         # process and the workers stay busy until the end.
         for task in reversed(self._tasks):
             task.take_back()
-        for i, where in enumerate(found):
-            if where is not None:
-                task, index = where
-                results[i] = task.results()[index]
-        self.sent += sum(len(t.items) for t in self._tasks if not t.local)
-        self._tasks, self._prefetched = [], {}
+        results = [own[g.name] if task is None else task.results()[g.name] for g, task in zip(groups, found)]
+        self.sent += sum(1 for task in found if task is not None and not task.local)
+        self._tasks, self._task_of_run = [], {}
         for _, added in results:
             problems.extend(added)
         return [entry for entry, _ in results]

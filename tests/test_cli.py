@@ -507,6 +507,35 @@ def test_a_logdir_read_in_one_batch_stays_in_this_process(tmp_path):
     assert len(report["runs"]) == 30
 
 
+def test_groups_split_between_worker_tasks_are_diagnosed_whole(tmp_path, monkeypatch):
+    """Keras-style runs (`rNN/train` + `rNN/validation`, one group each) read 3 runs per batch
+    and handed out 2 runs per task: most task boundaries cut a group in two. Those groups are
+    diagnosed again, whole, and the report is the engine's alone."""
+    from tb_lossdoctor import parallel
+    from tb_lossdoctor.engine import diagnose
+    from tb_lossdoctor.readers import provider
+    from tb_lossdoctor.readers.logdir import read_logdir
+
+    for i in range(12):
+        train = decaying(40, noise=0.02, seed=i)
+        val = [v + 0.1 for v in decaying(40, noise=0.02, seed=100 + i)]
+        if i % 3 == 0:
+            val = val[:20] + [val[19] + 0.03 * k for k in range(1, 21)]
+        write_simple(tmp_path / f"r{i:02d}" / "train", {"epoch_loss": train})
+        write_simple(tmp_path / f"r{i:02d}" / "validation", {"epoch_loss": val})
+    monkeypatch.setattr(provider, "READ_BATCH_RUNS", 3)
+    monkeypatch.setattr(parallel, "CHUNK_GROUPS", 2)
+    with parallel.GroupPool(1) as pool:
+        series, problems, info = read_logdir(str(tmp_path), reader="server", on_batch=pool.prefetch)
+        shared = diagnose(series, problems=problems, pool=pool)
+        assert 0 < pool.sent < 12  # some groups came whole from a task, the others did not
+    alone = diagnose(series, problems=problems)
+    for r in (alone, shared):
+        r.pop("generated_at")
+    assert alone == shared
+    assert [r["run"] for r in shared["runs"] if r["verdict"] == "overfitting"]
+
+
 def test_groups_start_in_workers_while_later_batches_are_read(many_runs):
     """The reader hands each batch of 200 runs but the last to the pool as it arrives (the last
     one is in the caller's hands as soon as the read returns); the report is the one the engine
