@@ -141,9 +141,16 @@ def _diagnose_and_print(args, argv, run_re, pool) -> int:
         # As a program (argv from the command line) the Python reader may skip importing
         # TensorFlow; an in-process caller passing argv keeps its TensorBoard state untouched.
         # Run groups start being diagnosed by the workers while later batches are read.
-        prefetch = pool.prefetch if pool.workers and run_re is None else None
+        prefetch = pool.workers and run_re is None
+
+        def on_batch(batch) -> None:
+            if prefetch:
+                pool.prefetch(batch)
+            if argv is None:
+                _keep_until_exit()  # the series read so far
+
         series, problems, info = read_logdir(args.logdir, args.reader, avoid_tensorflow=argv is None,
-                                             on_batch=prefetch)
+                                             on_batch=on_batch if prefetch or argv is None else None)
     except LogdirError as exc:
         return _fail(str(exc))
     except DataServerError as exc:
