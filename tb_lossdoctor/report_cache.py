@@ -171,11 +171,19 @@ class _Key:
 
 
 class _Build:
-    """A report being built by one thread; others asking for the same key wait on it."""
+    """A report being built by one thread; others asking for the same key wait on it.
 
-    __slots__ = ("done", "body", "error", "progress")
+    `earlier`: the builds of the same view (experiment and run filter) already running when
+    this one started, for other keys (the listing grew meanwhile). This build waits for them
+    before diagnosing anything: the groups they are diagnosing are then cached, not diagnosed a
+    second time side by side. Only earlier builds are waited for, so no two builds wait on
+    each other."""
 
-    def __init__(self):
+    __slots__ = ("view", "earlier", "done", "body", "error", "progress")
+
+    def __init__(self, view: tuple, earlier: Sequence["_Build"] = ()):
+        self.view = view
+        self.earlier = list(earlier)
         self.done = threading.Event()
         self.body: Optional[str] = None
         self.error: Optional[BaseException] = None
@@ -269,7 +277,9 @@ class ReportCache:
                 build = self._building.get(full_key)
                 mine = build is None
                 if mine:
-                    build = self._building[full_key] = _Build()
+                    view = (experiment_id, run)
+                    earlier = [b for b in self._building.values() if b.view == view]
+                    build = self._building[full_key] = _Build(view, earlier)
             args = (build, full_key, provider, ctx, experiment_id, groups, sample_limit, file_problems, hparams)
             if mine and partial_after is None:
                 return self._build_report(*args)
@@ -307,9 +317,12 @@ class ReportCache:
             logger.debug("lossdoctor: background report build failed", exc_info=True)
 
     def _partial(self, build: _Build, groups: dict, sample_limit) -> str:
-        """The groups diagnosed so far, worst first, and how many are still pending."""
+        """The groups diagnosed so far (by this build or the earlier ones it waits for), worst
+        first, and how many are still pending."""
         with self._lock:
-            progress = dict(build.progress)
+            progress = {name: result for earlier in build.earlier
+                        for name, result in earlier.progress.items() if name in groups}
+            progress.update(build.progress)
         return report_assembly.partial_json(progress, groups, self._skeleton(), sample_limit)
 
     def _build_report(self, build, full_key, provider, ctx, eid, groups, sample_limit, file_problems,
@@ -343,10 +356,13 @@ class ReportCache:
     def _build(self, provider, ctx, eid, groups, sample_limit, build: Optional[_Build] = None):
         """({group: result}, problems of groups that could not be read, cacheable), diagnosing
         only the stale groups."""
+        for earlier in build.earlier if build is not None else ():
+            earlier.done.wait()  # its groups are cached then (and a failed one left them stale)
         results, stale, previous = self._cached_results(eid, groups)
         if build is not None:
             with self._lock:
                 build.progress.update(results)
+                build.earlier = []  # what they diagnosed is in `results` now
         unread: List[str] = []
 
         def diagnosed(chunk, parts):

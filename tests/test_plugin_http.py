@@ -945,6 +945,37 @@ def test_a_slow_cold_report_answers_with_what_is_diagnosed_so_far(apps, kind, mo
 
 
 @pytest.mark.parametrize("kind", PROVIDERS)
+def test_a_build_started_while_another_runs_diagnoses_only_what_it_adds(tmp_path, kind, monkeypatch):
+    """The tab opened while TensorBoard was still listing the logdir: a build runs for the runs
+    listed so far, a new run appears, and the next poll (a new report key) starts a second build.
+    That one waits for the first instead of diagnosing the same groups side by side: every group
+    is diagnosed once, meanwhile its partial answers count every group as pending, and the
+    report that ends the wait has every run."""
+    monkeypatch.setattr(plugin_mod, "PARTIAL_AFTER_SECONDS", 0.3)
+    monkeypatch.setattr(plugin_mod, "FIRST_PARTIAL_AFTER_SECONDS", 0.3)
+    for i in range(6):
+        SimpleValueWriter(tmp_path / f"run{i}").add("loss", decaying(40, seed=i)).close()
+    tb = TB(tmp_path, kind)
+    try:
+        tb.wait_for_runs([f"run{i}" for i in range(6)])
+        with tb.provider.stuck_reads():
+            first = parse_report(tb.report("partial=1"))
+            assert first["pending"]["count"] == 6
+            cache = tb.plugin._cache
+            diagnosed = cache.diagnosed_groups
+            SimpleValueWriter(tmp_path / "run6").add("loss", decaying(40, seed=6)).close()
+            tb.reload(expect=lambda listing: "run6" in listing)
+            second = parse_report(tb.report("partial=1"))
+            assert second["pending"]["count"] == 7
+        full = wait_until(lambda: (lambda r: r if "pending" not in r else None)(
+            parse_report(tb.report("partial=1"))), timeout=60)
+        assert sorted(r["run"] for r in full["runs"]) == [f"run{i}" for i in range(7)]
+        assert cache.diagnosed_groups - diagnosed == 7  # 6 by the first build, 1 by the second
+    finally:
+        tb.close()
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
 def test_the_request_that_starts_a_build_gets_its_first_cards_sooner(apps, kind, monkeypatch):
     """The tab's first request starts the build and is answered after FIRST_PARTIAL_AFTER_SECONDS
     (what the user waits for); a poll while that build still runs waits PARTIAL_AFTER_SECONDS
