@@ -51,6 +51,16 @@ class GroupResult:
         self._rest: Optional[Tuple[dict, List[tuple]]] = None  # (skeleton, [(field, value)])
         self._entries: Dict[str, tuple] = {}  # run -> ((record, is child), entry, JSON text)
 
+    @classmethod
+    def prepared(cls, parts: dict) -> "GroupResult":
+        """The result of `parts` with its runs' entries and texts already written for the common
+        case (no HParams record, not a record's child folder): where the group is diagnosed, a
+        worker process, rather than when the whole report is assembled in TensorBoard's."""
+        self = cls(parts)
+        for run in self.runs():
+            self.entry(run, None, None, False)
+        return self
+
     def runs(self) -> Sequence[dict]:
         """The part's run entries (as the engine wrote them)."""
         return self.parts.get("runs", ())

@@ -102,20 +102,22 @@ def _parts_of(rep: dict, series) -> dict:
     return rep
 
 
-def chunk_parts(chunk, settings) -> List[Optional[dict]]:
-    """`group_parts` of each (name, series, problems), here or in a worker process, the chunk's
-    curves analysed together (`engine.diagnose_each`); None where it raised (the group is
-    diagnosed again in the plugin's process, which logs the failure and lists it in the report)."""
+def chunk_parts(chunk, settings) -> List[Optional[GroupResult]]:
+    """The `GroupResult` of each (name, series, problems), here or in a worker process, the
+    chunk's curves analysed together (`engine.diagnose_each`) and its runs' entries written
+    (`GroupResult.prepared`); None where it raised (the group is diagnosed again in the
+    plugin's process, which logs the failure and lists it in the report)."""
     from tb_lossdoctor import engine
 
     try:
         reports = engine.diagnose_each([(series, problems) for _, series, problems in chunk], settings)
     except Exception:  # one group's bad data must not cost the chunk: one by one, as before
         reports = [None] * len(chunk)
-    out: List[Optional[dict]] = []
+    out: List[Optional[GroupResult]] = []
     for (_, series, problems), rep in zip(chunk, reports):
         try:
-            out.append(_parts_of(rep, series) if rep is not None else group_parts(series, problems, settings))
+            parts = _parts_of(rep, series) if rep is not None else group_parts(series, problems, settings)
+            out.append(GroupResult.prepared(parts))
         except Exception:
             out.append(None)
     return out
@@ -365,9 +367,9 @@ class ReportCache:
                 build.earlier = []  # what they diagnosed is in `results` now
         unread: List[str] = []
 
-        def diagnosed(chunk, parts):
-            for (name, group_series, group_problems), part in zip(chunk, parts):
-                result = self._diagnose_group(name, group_series, group_problems, part)
+        def diagnosed(chunk, done):
+            for (name, group_series, group_problems), result in zip(chunk, done):
+                result = self._diagnose_group(name, group_series, group_problems, result)
                 results[name] = result
                 with self._lock:  # every result is kept (the cache is sized to the logdir)
                     self._groups.put((eid, name), (groups[name], result))
@@ -442,12 +444,12 @@ class ReportCache:
             provider, ctx, eid, runs=runs, tags=tags, sample_limit=sample_limit
         )
 
-    def _diagnose_group(self, name, series, problems, parts: Optional[dict] = None) -> GroupResult:
-        """The group's result, from its `parts` when they were diagnosed already (`chunk_parts`)."""
+    def _diagnose_group(self, name, series, problems, done: Optional[GroupResult] = None) -> GroupResult:
+        """The group's result: `done` when it was diagnosed already (`chunk_parts`)."""
         with self._lock:
             self.diagnosed_groups += 1
-        if parts is not None:
-            return GroupResult(parts)
+        if done is not None:
+            return done
         try:
             return GroupResult(group_parts(series, problems, self.settings))
         except Exception:  # one broken group must not take the report down
