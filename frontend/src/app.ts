@@ -10,7 +10,7 @@ import { SweepPanel, type RunSelection, type Sweep } from "./sweep";
 const CHUNK = 50;
 const POLL_MS = 30_000;
 // While some runs are still being diagnosed: ask again soon. The server holds a request up to
-// 5 s while the build goes on and answers the moment it is complete, so a short pause here
+// 10 s while the build goes on and answers the moment it is complete, so a short pause here
 // only shortens the wait for the whole report (the request that starts a build is answered
 // after 1 s with the first cards).
 const PENDING_POLL_MS = 500;
