@@ -23,12 +23,14 @@ data server when it is the provider, into flat tuples the garbage collector soon
 
 A build with many run groups to diagnose also hands them, in chunks, to worker processes
 (`plugin_pool`: started by the first such build, then kept); the report is the same, byte for
-byte (`chunk_parts` runs the same code here and there).
+byte (`chunk_results` runs the same code here and there).
 
 TensorBoard serves requests from threads. One lock guards the caches' dictionaries and is held
 only to look up or store; reading and diagnosing happen outside it. One build runs per report
-key at a time (a request for a key being built waits for that build and gets its body), and a
-request whose report is already cached never waits.
+key at a time (a request for a key being built waits for that build and gets its body); a
+build for a new key of the same view (the listing grew) first waits for the builds of that view
+already running, so no run group is diagnosed twice side by side; and a request whose report is
+already cached never waits.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def _parts_of(rep: dict, series) -> dict:
     return rep
 
 
-def chunk_parts(chunk, settings) -> List[Optional[GroupResult]]:
+def chunk_results(chunk, settings) -> List[Optional[GroupResult]]:
     """The `GroupResult` of each (name, series, problems), here or in a worker process, the
     chunk's curves analysed together (`engine.diagnose_each`) and its runs' entries written
     (`GroupResult.prepared`); None where it raised (the group is diagnosed again in the
@@ -380,7 +382,7 @@ class ReportCache:
         from tb_lossdoctor import plugin_pool
 
         chunks = self._stale_chunks(provider, ctx, eid, stale, sample_limit, unread)
-        plugin_pool.spread(self._pool_for(len(stale)), chunks, chunk_parts, (self.settings,), diagnosed)
+        plugin_pool.spread(self._pool_for(len(stale)), chunks, chunk_results, (self.settings,), diagnosed)
         extra_problems = _previous_for_unread(unread, previous, results)
         if stale and not results:
             raise ReportUnavailable("could not read the experiment's scalars (TensorBoard's log says why)")
@@ -445,7 +447,7 @@ class ReportCache:
         )
 
     def _diagnose_group(self, name, series, problems, done: Optional[GroupResult] = None) -> GroupResult:
-        """The group's result: `done` when it was diagnosed already (`chunk_parts`)."""
+        """The group's result: `done` when it was diagnosed already (`chunk_results`)."""
         with self._lock:
             self.diagnosed_groups += 1
         if done is not None:
