@@ -128,14 +128,10 @@ def _keep_until_exit() -> None:
 
 
 def _diagnose_and_print(args, argv, run_re, pool) -> int:
-    from tb_lossdoctor import formatting, markdown_view
-    from tb_lossdoctor.engine import diagnose
+    # Only the readers before reading: the data server starts loading first, and the engine
+    # (numpy, ...) is imported while it loads.
     from tb_lossdoctor.readers.data_server import DataServerError
     from tb_lossdoctor.readers.logdir import LogdirError, read_logdir
-    from tb_lossdoctor.report import dumps_lines
-
-    if argv is None:
-        _keep_until_exit()  # the modules just imported
 
     try:
         # As a program (argv from the command line) the Python reader may skip importing
@@ -162,7 +158,10 @@ def _diagnose_and_print(args, argv, run_re, pool) -> int:
     if not series:
         return _fail(f"no scalar data found in {args.logdir}")
     if argv is None:
-        _keep_until_exit()  # the series: the report refers to them until it is printed
+        _keep_until_exit()  # the series (the report refers to them until it is printed), modules
+    from tb_lossdoctor import formatting, markdown_view
+    from tb_lossdoctor.engine import diagnose
+    from tb_lossdoctor.report import dumps_lines
 
     if run_re is not None:  # filter before diagnosing: the other groups' work is not needed
         from tb_lossdoctor.grouping import group_key, run_tags

@@ -41,9 +41,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
-from tb_lossdoctor.series import Series
+if TYPE_CHECKING:  # numpy is imported after the data server has started loading
+    from tb_lossdoctor.series import Series
 
 FINISHED_RE = re.compile(r"Finished load cycle")
 # A failing load (e.g. gs:// without credentials) panics the Reloader thread while the gRPC
@@ -183,10 +184,12 @@ class DataServer:
         except OSError as exc:
             raise DataServerError(f"cannot start the data server: {exc}", unavailable=True) from exc
 
-        # TensorBoard's gRPC client takes a fifth of a second to import: do it while the server
-        # loads (in its own process), not after.
+        # TensorBoard's gRPC client takes a fifth of a second to import, and the reader's numpy
+        # another tenth: import them while the server loads (in its own process), not after.
         from tensorboard.data import server_ingester
         from tensorboard.util import grpc_util
+
+        from tb_lossdoctor.readers import provider  # noqa: F401
 
         deadline = start + self.timeout
         port = None
@@ -266,12 +269,12 @@ def read_logdir(
     `hparams_out`, when given, is filled with the HParams records ({run: {name: value}}).
     `on_batch`: see `provider.read_series`.
     """
-    import grpc
-    from tensorboard import context as tb_context
-
-    from tb_lossdoctor.readers.provider import read_series
-
     with DataServer(logdir, timeout=timeout) as server:
+        import grpc
+        from tensorboard import context as tb_context
+
+        from tb_lossdoctor.readers.provider import read_series
+
         try:
             series, problems = read_series(server.provider, tb_context.RequestContext(), "", on_batch=on_batch)
         except grpc.RpcError as exc:

@@ -6,9 +6,10 @@ import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Iterable, List, Optional, Tuple
 
-from tb_lossdoctor.series import Series
+if TYPE_CHECKING:  # numpy is imported after the data server has started loading
+    from tb_lossdoctor.series import Series
 
 READERS = ("auto", "server", "python")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")

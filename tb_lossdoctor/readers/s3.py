@@ -19,10 +19,11 @@ import contextlib
 import importlib
 import os
 import threading
-from typing import Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
 
 from tb_lossdoctor.readers.logdir import LogdirError
-from tb_lossdoctor.series import Series
+if TYPE_CHECKING:  # numpy is imported after the data server has started loading
+    from tb_lossdoctor.series import Series
 
 SCHEME = "s3://"
 _LOCK = threading.Lock()  # one stub read at a time: the switch below is process-wide
