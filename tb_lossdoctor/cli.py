@@ -128,8 +128,8 @@ def _keep_until_exit() -> None:
 
 
 def _diagnose_and_print(args, argv, run_re, pool) -> int:
-    # Only the readers before reading: the data server starts loading first, and the engine
-    # (numpy, ...) is imported while it loads.
+    # Only the readers before reading: the data server starts loading first, and numpy and
+    # TensorBoard's gRPC client are imported while it loads (the engine once it has read).
     from tb_lossdoctor.readers.data_server import DataServerError
     from tb_lossdoctor.readers.logdir import LogdirError, read_logdir
 
