@@ -211,12 +211,14 @@ export class App {
     this.applyFilterControls();
   }
 
-  refresh(): Promise<void> {
+  /** Fetch the report and show it; `ready` (what the first render needs besides the report, such
+   * as the logdir's name) is awaited alongside the request, not before it. */
+  refresh(ready?: Promise<void>): Promise<void> {
     if (this.inflight) return this.inflight;
     this.lastFetch = Date.now();
     setAttr(this.refreshBtn, "aria-busy", "true");
-    this.inflight = fetchReport()
-      .then(({ text, value }) => {
+    this.inflight = Promise.all([fetchReport(), ready])
+      .then(([{ text, value }]) => {
         this.fetchError.hidden = true;
         const d = new Date();
         setText(this.updated, `Updated ${d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })}`);

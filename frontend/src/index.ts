@@ -36,8 +36,8 @@ export async function render(): Promise<void> {
   const a = new App(document.body);
   app = a;
   followHostTheme(() => a.rebuildCharts());
-  await learnLogdirName();
-  await a.refresh();
+  // The report is asked for at once: on a large logdir its build starts with that request.
+  await a.refresh(learnLogdirName());
 }
 
 /** TensorBoard's own environment route (relative, so `--path_prefix` holds) names the logdir. */
