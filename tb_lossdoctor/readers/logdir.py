@@ -154,12 +154,11 @@ def _folder_identity(path: bytes):
 def _file_problem(path: bytes) -> Optional[str]:
     shown = os.fsdecode(os.path.basename(path)).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     try:
-        size = os.stat(path).st_size
         with open(path, "rb") as fh:
-            fh.read(1)
+            first = fh.read(1)  # nothing to read: an empty file (no `stat` needed)
     except OSError as exc:
         return f"cannot read event file {shown}: {exc.strerror or exc}"
-    return f"empty event file {shown} (0 bytes)" if size == 0 else None
+    return f"empty event file {shown} (0 bytes)" if not first else None
 
 
 def scan_problems(
