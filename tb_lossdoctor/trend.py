@@ -21,6 +21,7 @@ from tb_lossdoctor.settings import Settings
 FALLING, FLAT, RISING = "falling", "flat", "rising"
 _MAD_TO_SIGMA = 1.4826  # a normal sample's standard deviation per median absolute deviation
 _MEDIAN_SE = 1.2533  # the standard error of a median is sqrt(pi/2) times the mean's
+_MEAN_DEVIATION_TO_SIGMA = 1.2533  # a normal sample's standard deviation per mean absolute deviation
 _SQRT_6 = np.sqrt(6.0)  # deviation of a second difference of independent unit noise
 
 
@@ -384,7 +385,7 @@ def point_noise(values: np.ndarray) -> float:
     centred = np.abs(second - median(second))
     sigma = _MAD_TO_SIGMA * median(centred) / _SQRT_6
     if sigma == 0.0:  # quantised or mostly constant values: fall back to the mean deviation
-        sigma = 1.2533 * float(np.mean(centred)) / _SQRT_6
+        sigma = _MEAN_DEVIATION_TO_SIGMA * float(np.mean(centred)) / _SQRT_6
     return sigma
 
 

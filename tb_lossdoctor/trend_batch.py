@@ -20,6 +20,7 @@ import numpy as np
 from tb_lossdoctor.settings import Settings
 from tb_lossdoctor.trend import (
     _MAD_TO_SIGMA,
+    _MEAN_DEVIATION_TO_SIGMA,
     _SQRT_6,
     CurveStats,
     _pairs,
@@ -165,5 +166,5 @@ def row_point_noise(values: np.ndarray) -> np.ndarray:
     centred = np.abs(second - row_medians(second)[:, None])
     sigma = _MAD_TO_SIGMA * row_medians(centred) / _SQRT_6
     for r in np.flatnonzero(sigma == 0.0):  # quantised or constant: the mean deviation, as there
-        sigma[r] = 1.2533 * float(np.mean(centred[r])) / _SQRT_6
+        sigma[r] = _MEAN_DEVIATION_TO_SIGMA * float(np.mean(centred[r])) / _SQRT_6
     return sigma

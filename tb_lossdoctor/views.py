@@ -36,12 +36,17 @@ class View:
         return self.curve.series.key
 
 
+def orientation(pair: MetricPair) -> float:
+    """+1 for a loss, -1 for an accuracy-like metric: curves are analysed so that lower is better."""
+    return 1.0 if pair.is_loss else -1.0
+
+
 def view_of(
     curve: Curve, pair: MetricPair, settings: Settings, known: Optional[Dict[int, CurveStats]] = None
 ) -> View:
     """The curve's view; its stats from `known` ({id(curve): stats}, see `analyse_curves`) when
     they are there, else analysed now."""
-    sign = 1.0 if pair.is_loss else -1.0
+    sign = orientation(pair)
     stats = known.get(id(curve)) if known else None
     if stats is None:
         s = curve.series
@@ -53,7 +58,7 @@ def analyse_curves(curves: Iterable[Tuple[Curve, MetricPair]], settings: Setting
     """The stats `view_of` would compute for each (curve, its pair), computed together
     (`trend_batch.analyse_many`), by id(curve)."""
     curves = list(curves)
-    oriented = [(c.series.steps, (1.0 if p.is_loss else -1.0) * c.series.values) for c, p in curves]
+    oriented = [(c.series.steps, orientation(p) * c.series.values) for c, p in curves]
     return {id(c): stats for (c, _), stats in zip(curves, analyse_many(oriented, settings))}
 
 
