@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gzip
 import json
 import os
 import re
@@ -921,6 +922,43 @@ def test_a_poll_with_nothing_new_ships_no_report(apps, kind):
     assert again.status_code == 304 and again.get_data() == b""
     other = tb.client.get(tb.prefix + BASE + "/report", headers={"If-None-Match": '"stale"'})
     assert other.status_code == 200 and json.loads(other.get_data(as_text=True))["runs"]
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_a_gzip_client_gets_the_report_compressed_once(apps, kind):
+    """A browser (gzip accepted) gets the report compressed; the compression is done once per
+    body, not per request: two requests get the very same bytes, which unpack to the report a
+    client without gzip gets."""
+    tb = apps[kind]
+    plain = tb.report().get_data()
+    zipped = [tb.get(BASE + "/report", headers={"Accept-Encoding": "gzip"}) for _ in range(2)]
+    assert all(r.status_code == 200 and r.headers["Content-Encoding"] == "gzip" for r in zipped)
+    assert zipped[0].get_data() == zipped[1].get_data()
+    assert gzip.decompress(zipped[0].get_data()) == plain
+    assert any(known is not None and gz == zipped[0].get_data() for known, _, gz in tb.plugin._served)
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_the_cache_keeps_one_body_per_view_as_runs_change(tmp_path, kind):
+    """Each change of the data gives a new report key; the body of the old key is never asked
+    for again and is dropped (at 10,000 runs a body is 13 MB): one body per view (the whole
+    report, one run's), however many changes."""
+    for name in ("alpha", "beta"):
+        SimpleValueWriter(tmp_path / name).add("loss", decaying(40, 2.0, 0.3, seed=len(name))).close()
+    tb = TB(tmp_path, kind)
+    try:
+        tb.wait_for_runs(["alpha", "beta"])
+        for change in range(3):
+            parse_report(tb.report())
+            parse_report(tb.report("run=beta"))
+            _append_point(str(tmp_path / "alpha"), "loss", 40 + change, 0.4)
+            tb.reload(expect=lambda lst, last=40 + change: lst.get("alpha", {}).get("loss")
+                      and lst["alpha"]["loss"].max_step == last)
+        latest = parse_report(tb.report())
+        assert {s["points"] for r in latest["runs"] if r["run"] == "alpha" for s in r["series"]} == {43}
+        assert tb.plugin._cache.sizes()[1] == 2
+    finally:
+        tb.close()
 
 
 @pytest.mark.parametrize("kind", PROVIDERS)
