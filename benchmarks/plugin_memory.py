@@ -110,9 +110,10 @@ def change_runs(tb: TensorBoard, logdir: Path, body: dict, changes: int, timeout
     (every 0.5 s, as the tab polls while waiting) until it has the point."""
     first = body["runs"][0]["series"][0]
     run, tag = first["run"], first["tag"]
+    base = int(time.time()) * 100  # steps never written before, on a logdir changed by an earlier invocation too
     for change in range(changes):
         want = points_of(body, run, tag) + 1
-        append_point(logdir / run, tag, 10**6 + change, 0.5)
+        append_point(logdir / run, tag, base + change, 0.5)
         deadline = time.monotonic() + timeout
         while points_of(body, run, tag) < want:
             if time.monotonic() > deadline:
