@@ -12,7 +12,9 @@ report alone, as a user who opens only the Diagnosis tab sees it:
   3. with `--changes N`: N times, a writer adds one point to one run (a new event file, as a
      resumed run writes) and the report is asked for until it shows that point (a job writing
      while the tab is open);
-  4. the tree's memory once steady again, and its peak during the reports (sampled every 50 ms).
+  4. the tree's memory once steady again, and its peak during the reports (sampled every 50 ms);
+  5. with `--idle S`: the tree's memory once no report has been asked for S seconds (the plugin
+     stops its worker processes after `plugin_pool.IDLE_SECONDS` unused).
 
 Memory is the proportional set size (PSS) summed over TensorBoard's process tree: its Python
 process, the data server, and the plugin's fork server and worker processes (pages they share
@@ -122,7 +124,7 @@ def change_runs(tb: TensorBoard, logdir: Path, body: dict, changes: int, timeout
             body = json.loads(tb.get(REPORT))
 
 
-def measure(logdir: Path, warm: int, polls: bool, log_dir: Path, changes: int = 0) -> dict:
+def measure(logdir: Path, warm: int, polls: bool, log_dir: Path, changes: int = 0, idle: float = 0.0) -> dict:
     folders, groups, _ = logdir_counts(logdir)
     tb = TensorBoard(logdir, log_dir)
     try:
@@ -145,12 +147,19 @@ def measure(logdir: Path, warm: int, polls: bool, log_dir: Path, changes: int = 
             t = time.monotonic()
             change_runs(tb, logdir, body, changes)
             seconds.append(time.monotonic() - t)
+        done = time.monotonic()
         after = steady(tb.proc.pid)
         sampler.halt.set()
         sampler.join()
+        if idle:
+            time.sleep(max(0.0, idle - (time.monotonic() - done)))
+            idle_state = steady(tb.proc.pid)
     finally:
         tb.close()
-    return {"before": before, "after": after, "peak": sampler.peak, "report_seconds": seconds, "answers": answers}
+    out = {"before": before, "after": after, "peak": sampler.peak, "report_seconds": seconds, "answers": answers}
+    if idle:
+        out["idle"] = idle_state
+    return out
 
 
 def main(argv=None) -> int:
@@ -160,23 +169,29 @@ def main(argv=None) -> int:
     p.add_argument("--polls", action="store_true", help="ask as the tab does (partial answers while building)")
     p.add_argument("--changes", type=int, default=0,
                    help="then add a point to one run this many times, each followed by reports (writes into LOGDIR: use a copy)")
+    p.add_argument("--idle", type=float, default=0.0, help="then measure again this many seconds after the last report")
     args = p.parse_args(argv)
     manifest = json.loads((args.logdir / "bench_manifest.json").read_text())
     own = manifest["total_points"] * BYTES_PER_POINT / MB
     log_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "lossdoctor_bench" / "plugin_memory_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    r = measure(args.logdir, args.warm, args.polls, log_dir, args.changes)
+    r = measure(args.logdir, args.warm, args.polls, log_dir, args.changes, args.idle)
     added, peak_added = (r[k]["total"] - r["before"]["total"] for k in ("after", "peak"))
     print(f"{manifest['runs']:,} runs, {manifest['total_points']:,} points: scalars' own size {own:.1f} MB")
     print(f"reports (s): {', '.join(f'{s:.2f}' for s in r['report_seconds'])} ({r['answers']} answers"
           f"{f'; the last: {args.changes} changes' if args.changes else ''})")
     print("| tree PSS (MB) | TensorBoard's Python | data server | plugin workers | total |")
     print("|---|---|---|---|---|")
-    for k in ("before", "peak", "after"):
+    for k in ("before", "peak", "after", "idle"):
+        if k not in r:
+            continue
         m = r[k]
         print(f"| {k} | {m['python']:.0f} | {m['data_server']:.0f} | {m['workers']:.0f} | {m['total']:.0f} |")
     print(f"memory the plugin adds: {added:.0f} MB after the reports = {added / own:.2f}x the scalars; "
           f"at its peak {peak_added:.0f} MB = {peak_added / own:.2f}x (target <= 1.2x)")
+    if "idle" in r:
+        idle_added = r["idle"]["total"] - r["before"]["total"]
+        print(f"{args.idle:g} s after the last report: {idle_added:.0f} MB = {idle_added / own:.2f}x")
     return 0
 
 

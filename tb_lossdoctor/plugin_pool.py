@@ -6,7 +6,8 @@ with "forkserver" (a clean server process, itself started with fork+exec, that p
 engine and forks the workers) or, where there is none, "spawn". The pool is created by the
 first report build with enough run groups, starts in the background (that build goes on in its
 own thread meanwhile and hands groups to the workers once they are up), and is reused by later
-builds. Workers ignore Ctrl-C, exit when TensorBoard's process is gone (even when it was
+builds; workers unused for `IDLE_SECONDS` are stopped, with the fork server, until the next
+large build. Workers ignore Ctrl-C, exit when TensorBoard's process is gone (even when it was
 killed), and are stopped when it exits normally.
 
 `spread` runs a function over chunks of items, on the workers and in the calling thread at the
@@ -15,6 +16,7 @@ same time; a worker that fails costs nothing but time: its chunks are run in the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import multiprocessing
@@ -24,7 +26,7 @@ import sys
 import threading
 import weakref
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Iterable, Iterator, List, Optional
 
 from tb_lossdoctor.parallel import Task, default_workers
 
@@ -45,6 +47,10 @@ CHUNK_GROUPS = 40
 AHEAD_PER_WORKER = 2
 # A pool whose workers failed this many times (killed, out of memory) is not started again.
 MAX_FAILURES = 3
+# Workers (and the fork server) are stopped once no build has used them for this long: they hold
+# ~100 MB that an idle TensorBoard does not need (the tab's polls and a run's new points make
+# small builds, diagnosed in-process); the next large build starts them again in the background.
+IDLE_SECONDS = 120.0
 # What the workers import before their first task (also preloaded by the fork server).
 WORKER_MODULES = ("tb_lossdoctor.engine", "tb_lossdoctor.report_cache")
 
@@ -141,7 +147,8 @@ def _hook_exit() -> None:
 
 
 class WorkerPool:
-    """Worker processes started in the background on first use and kept for later builds."""
+    """Worker processes started in the background on first use, kept for later builds, and
+    stopped after `IDLE_SECONDS` without one (the next use starts them again)."""
 
     def __init__(self, workers: int, method: Optional[str] = None):
         self.workers = max(0, int(workers))
@@ -153,6 +160,9 @@ class WorkerPool:
         self._starting = False
         self._closed = False
         self.pids: List[int] = []  # the workers' process ids (for tests)
+        self.idle_stops = 0  # times the workers were stopped for being idle (for logs and tests)
+        self._users = 0  # `spread` calls running on this pool
+        self._uses = 0  # `spread` calls ended so far: an idle timer acts only if none ended since
 
     def executor(self) -> Optional[ProcessPoolExecutor]:
         """The executor once its workers are up; None while they start (the first call starts
@@ -191,6 +201,47 @@ class WorkerPool:
             else:
                 self._executor, self.pids = executor, pids
 
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Around one build's use of the pool; the idle timer starts when the last use ends."""
+        with self._lock:
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                self._uses += 1
+                uses = self._uses
+            self._stop_when_idle(uses)
+
+    def _stop_when_idle(self, uses: int) -> None:
+        timer = threading.Timer(IDLE_SECONDS, self._stop_if_idle, args=(uses,))
+        timer.daemon = True
+        timer.name = "lossdoctor-pool-idle"
+        timer.start()
+
+    def _stop_if_idle(self, uses: int) -> None:
+        """Stop the workers if no build used them since use number `uses` ended."""
+        with self._lock:
+            if self._users or self._uses != uses or self._closed:
+                return
+            if self._starting:  # still starting (a slow machine): look again later
+                again = True
+            else:
+                again = False
+                executor, self._executor, self.pids = self._executor, None, []
+        if again:
+            self._stop_when_idle(uses)
+            return
+        if executor is None:
+            return
+        executor.shutdown(wait=True)
+        self.idle_stops += 1
+        logger.info("lossdoctor: worker processes stopped after %g s unused", IDLE_SECONDS)
+        if self.method == "forkserver":
+            _stop_fork_server()
+
     def failed(self, executor: ProcessPoolExecutor, exc: BaseException) -> None:
         """A task of `executor` failed: drop it (a later build starts new workers)."""
         with self._lock:
@@ -209,6 +260,23 @@ class WorkerPool:
             executor.shutdown(wait=wait, cancel_futures=True)
 
 
+def _stop_fork_server() -> None:
+    """Stop multiprocessing's fork server (it holds the preloaded engine and TensorBoard's main
+    module) when no pool of this process has workers up or starting; the next pool to start
+    starts it again. Its stop method is private (Python 3.8-3.13): without it, it stays up."""
+    from multiprocessing import forkserver
+
+    with _exit_hook:
+        if any(p._executor is not None or p._starting for p in list(_live)):  # noqa: SLF001
+            return
+        stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except OSError:
+                logger.debug("lossdoctor: stopping the fork server failed", exc_info=True)
+
+
 def spread(pool: Optional[WorkerPool], chunks: Iterable[list], fn: Callable, args: tuple,
            on_done: Callable[[list, list], None]) -> None:
     """`on_done(chunk, fn(chunk, *args))` in this thread for every chunk, `fn` running on the
@@ -220,6 +288,14 @@ def spread(pool: Optional[WorkerPool], chunks: Iterable[list], fn: Callable, arg
 
     Tasks are never cancelled (Python 3.11's executor fails on a cancelled task when a worker
     dies, and then never settles the other tasks): what a worker holds, it is waited for."""
+    if pool is None:
+        _spread(None, chunks, fn, args, on_done)
+        return
+    with pool.in_use():
+        _spread(pool, chunks, fn, args, on_done)
+
+
+def _spread(pool: Optional[WorkerPool], chunks: Iterable[list], fn: Callable, args: tuple, on_done) -> None:
     tasks: List[Task] = []
     for chunk in chunks:
         executor = pool.executor() if pool is not None else None

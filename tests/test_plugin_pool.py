@@ -140,6 +140,32 @@ def test_a_worker_killed_while_holding_run_groups_loses_nothing(served, caplog):
     assert pool.sent > sent
 
 
+def test_idle_workers_and_their_fork_server_stop_and_start_again_when_needed(served, monkeypatch):
+    """Workers unused for IDLE_SECONDS are stopped, with the fork server (the memory an idle
+    TensorBoard does not need); the next large build starts them again and uses them."""
+    from multiprocessing import forkserver
+
+    in_process = served(ReportCache(workers=0))
+    cache = ReportCache(workers=1)
+    served(cache)  # starts the pool (its idle clock: the default, far longer than this test)
+    pool = _pool_up(cache)
+    [pid] = pool.pids
+    server = forkserver._forkserver._forkserver_pid
+    assert pid in _children() and server in _children()
+    monkeypatch.setattr(plugin_pool, "IDLE_SECONDS", 1.0)
+    cache.clear()
+    served(cache)  # uses the workers; idle from its end on
+    assert wait_until(lambda: pool.idle_stops == 1, timeout=30), "the idle workers were never stopped"
+    assert wait_until(lambda: pid not in _children() and server not in _children(), timeout=30)
+    assert pool.executor() is None  # starts them again, in the background
+    new = _pool_up(cache)
+    assert new is pool and pool.pids and pool.pids != [pid] and pool.failures == 0
+    cache.clear()
+    sent = pool.sent
+    assert _no_time(served(cache)) == _no_time(in_process)
+    assert pool.sent > sent
+
+
 # -- a real TensorBoard process: no worker left behind ------------------------------------------
 
 
