@@ -288,10 +288,7 @@ def spread(pool: Optional[WorkerPool], chunks: Iterable[list], fn: Callable, arg
 
     Tasks are never cancelled (Python 3.11's executor fails on a cancelled task when a worker
     dies, and then never settles the other tasks): what a worker holds, it is waited for."""
-    if pool is None:
-        _spread(None, chunks, fn, args, on_done)
-        return
-    with pool.in_use():
+    with pool.in_use() if pool is not None else contextlib.nullcontext():
         _spread(pool, chunks, fn, args, on_done)
 
 

@@ -24,8 +24,8 @@ data server when it is the provider, into flat tuples the garbage collector soon
 (`_Groups`), and each run's group is remembered while its tag names stay the same.
 
 A build with many run groups to diagnose also hands them, in chunks, to worker processes
-(`plugin_pool`: started by the first such build, kept while builds use it); the report is the same, byte for
-byte (`chunk_results` runs the same code here and there).
+(`plugin_pool`: started by the first such build, kept while builds use it); the report is the
+same, byte for byte (`chunk_results` runs the same code here and there).
 
 TensorBoard serves requests from threads. One lock guards the caches' dictionaries and is held
 only to look up or store; reading and diagnosing happen outside it. One build runs per report
