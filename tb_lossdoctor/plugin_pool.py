@@ -226,21 +226,24 @@ class WorkerPool:
         with self._lock:
             if self._users or self._uses != uses or self._closed:
                 return
-            if self._starting:  # still starting (a slow machine): look again later
-                again = True
-            else:
-                again = False
-                executor, self._executor, self.pids = self._executor, None, []
+            again = self._starting  # still starting (a slow machine): look again later
         if again:
             self._stop_when_idle(uses)
-            return
-        if executor is None:
-            return
+        elif self.stop_workers():
+            self.idle_stops += 1
+            logger.info("lossdoctor: worker processes stopped after %g s unused", IDLE_SECONDS)
+
+    def stop_workers(self) -> bool:
+        """Stop the workers (and the fork server, if no other pool needs it) unless a build is
+        using them or they are starting; the next use starts them again. True if they were up."""
+        with self._lock:
+            if self._users or self._starting or self._executor is None:
+                return False
+            executor, self._executor, self.pids = self._executor, None, []
         executor.shutdown(wait=True)
-        self.idle_stops += 1
-        logger.info("lossdoctor: worker processes stopped after %g s unused", IDLE_SECONDS)
         if self.method == "forkserver":
             _stop_fork_server()
+        return True
 
     def failed(self, executor: ProcessPoolExecutor, exc: BaseException) -> None:
         """A task of `executor` failed: drop it (a later build starts new workers)."""

@@ -146,6 +146,8 @@ def test_idle_workers_and_their_fork_server_stop_and_start_again_when_needed(ser
     from multiprocessing import forkserver
 
     in_process = served(ReportCache(workers=0))
+    for other in list(plugin_pool._live):  # earlier tests' pools keep the fork server up
+        other.stop_workers()
     cache = ReportCache(workers=1)
     served(cache)  # starts the pool (its idle clock: the default, far longer than this test)
     pool = _pool_up(cache)
