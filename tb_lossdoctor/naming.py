@@ -30,15 +30,20 @@ LOSS_WORDS = {
     "cer", "wer", "crossentropy", "xent", "ce", "bce", "kl", "kld", "huber",
 }
 ACCURACY_PATTERN = re.compile(
-    r"^(acc|accuracy|f1|fscore|auc|roc|auroc|auprc|precision|prec|recall|iou|miou|map\d*|"
+    r"^(acc|acc\d+|accuracy|f1|fscore|auc|roc|auroc|auprc|precision|prec|recall|iou|miou|map\d*|"
     r"top\d+|topk|dice|bleu|rouge\w*|psnr|ssim|r2|kappa|mcc|ap\d*)$"
 )
+# Words of curves that are not learning curves, though they name a metric: its best value so far
+# (`val/acc_best`, fairseq's `best_loss`: flat by construction once the metric stops improving)
+# and mixed precision's loss scale (`loss_scale`: halved on every overflow, doubled after a quiet
+# stretch; its jumps are the scaler working, not the model diverging).
+NOT_A_LEARNING_CURVE = {"best", "scale", "scaler"}
 LR_PATTERN = re.compile(r"(^|[/_\-. ])(lr|learning[_\- ]?rate)($|[/_\-. ])", re.IGNORECASE)
 # A Unix time in seconds (2001 to 2286), as `time.time()` names add_hparams' sub-folders.
 _TIMESTAMP = re.compile(r"^1\d{9}(\.\d+)?$")
 # TF1 makes a repeated summary name unique with a suffix: `loss_1` is the metric `loss`.
 _TF1_UNIQUIFIED = re.compile(r"^(.*(?:loss|Loss|LOSS))_\d+$")
-_SPLIT = re.compile(r"[/_\-.\s()\[\]:,]+")
+_SPLIT = re.compile(r"[/_\-.\s()\[\]:,@]+")  # `@`: timm's `acc@1`
 
 # Aggregation suffixes TensorBoard users pair on, best first: the same aggregation as the other
 # curve wins; otherwise an epoch-level curve is preferred to a per-step one.
@@ -124,6 +129,8 @@ def parse_tag(tag: str, run_role: str = "", run_val_rank: int = 0) -> TagMeaning
     if is_learning_rate(tag):
         return TagMeaning(kind="lr", metric="learning_rate")
     tokens = words(_TF1_UNIQUIFIED.sub(r"\1", tag))
+    if NOT_A_LEARNING_CURVE.intersection(tokens):
+        return TagMeaning(kind="ignored")
     role, val_rank, aggregation, rest = "", 0, "", []
     for i, token in enumerate(tokens):
         if token in TRAIN_WORDS:
