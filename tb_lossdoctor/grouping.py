@@ -9,6 +9,7 @@ from tb_lossdoctor.naming import (
     AGGREGATION_PREFERENCE,
     TagMeaning,
     group_key,
+    is_penalty,
     parse_tag,
     split_of_run,
 )
@@ -41,6 +42,11 @@ class MetricPair:
     @property
     def is_loss(self) -> bool:
         return self.direction == "min"
+
+    @property
+    def is_penalty(self) -> bool:
+        """A penalty term of the loss (a KL term, a regulariser): it may rise while the model learns."""
+        return self.is_loss and is_penalty(self.metric)
 
 
 @dataclass
@@ -92,8 +98,9 @@ def _build_group(name: str, members: List[Tuple[Series, TagMeaning]]) -> RunGrou
 
 
 def _metric_priority(pair: MetricPair) -> tuple:
-    """Losses before accuracy-like metrics; `loss` itself first; pairs before lone curves."""
-    return (not pair.is_loss, pair.metric != "loss", pair.val is None, pair.metric)
+    """Losses before accuracy-like metrics, penalty terms after the other losses; `loss` itself
+    first; pairs before lone curves."""
+    return (not pair.is_loss, pair.is_penalty, pair.metric != "loss", pair.val is None, pair.metric)
 
 
 def _pair_metric(metric: str, found: List[Tuple[Series, TagMeaning]]) -> MetricPair:

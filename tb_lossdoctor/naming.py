@@ -38,6 +38,10 @@ ACCURACY_PATTERN = re.compile(
 # and mixed precision's loss scale (`loss_scale`: halved on every overflow, doubled after a quiet
 # stretch; its jumps are the scaler working, not the model diverging).
 NOT_A_LEARNING_CURVE = {"best", "scale", "scaler"}
+# Words of a penalty term: a loss component that trades off against the fit and may rise while
+# the model learns (a VAE's KL term grows as the latent code carries information; a weight
+# regulariser grows with the weights). It is checked for NaN, never read as a blow-up.
+PENALTY_WORDS = {"kl", "kld", "kullback", "regularization", "regularisation", "penalty"}  # not `reg`: also regression
 LR_PATTERN = re.compile(r"(^|[/_\-. ])(lr|learning[_\- ]?rate)($|[/_\-. ])", re.IGNORECASE)
 # A Unix time in seconds (2001 to 2286), as `time.time()` names add_hparams' sub-folders.
 _TIMESTAMP = re.compile(r"^1\d{9}(\.\d+)?$")
@@ -156,12 +160,20 @@ def _metric_of(tokens: list) -> Tuple[str, str]:
     if not tokens:
         return "", ""
     normalised = ["accuracy" if t == "acc" else t for t in tokens]
+    # A category word repeated in the name is a namespace (TF Object Detection's `Loss/total_loss`
+    # is the loss, `Loss/classification_loss` the classification loss): keep its last place.
+    normalised = [t for i, t in enumerate(normalised) if t not in normalised[i + 1:]]
     name = "_".join(normalised)
     if any(t in LOSS_WORDS for t in normalised) or "entropy" in name:
         return "min", name
     if any(ACCURACY_PATTERN.match(t) for t in normalised):
         return "max", name
     return "", ""
+
+
+def is_penalty(metric: str) -> bool:
+    """Whether a loss metric (as `parse_tag` names it) is a penalty term (`PENALTY_WORDS`)."""
+    return not PENALTY_WORDS.isdisjoint(metric.split("_"))
 
 
 def metric_label(direction: str) -> Tuple[str, str]:

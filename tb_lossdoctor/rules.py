@@ -40,17 +40,18 @@ def diagnose_group(
             # The table is read on the primary metric (`loss`, else the first loss with a
             # validation curve): secondary metrics would repeat or muddle its verdict.
             findings.extend(pair_findings(pair, views, group, settings))
-        elif pair.is_loss:
+        elif pair.is_loss and not pair.is_penalty:  # a penalty term may rise while the model learns
             findings.extend(f for f in (blowup_of(v, group, settings) for v in views) if f)
     return merge_findings(findings)
 
 
 def analysed_pairs(group: RunGroup) -> List[Tuple[int, MetricPair]]:
     """(index, pair) of the metric pairs whose curves the rules analyse: a finite secondary
-    metric adds nothing, so its analysis is skipped."""
+    metric (or penalty term) adds nothing, so its analysis is skipped."""
     return [
         (index, pair) for index, pair in enumerate(group.pairs)
-        if index == 0 or pair.is_loss or not all(np.isfinite(c.series.values).all() for c in pair.curves)
+        if index == 0 or (pair.is_loss and not pair.is_penalty)
+        or not all(np.isfinite(c.series.values).all() for c in pair.curves)
     ]
 
 

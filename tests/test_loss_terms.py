@@ -1,0 +1,140 @@
+"""Loss components, from real trainings: penalty terms rise while the model learns.
+
+- A small VAE (PyTorch, `torch.utils.tensorboard.SummaryWriter`): its KL term starts near 0 (the
+  encoder says nothing yet) and grows several-fold as the latent code carries information, while
+  the reconstruction and the total loss fall. Logged with the total (`train/loss`, ...) and with
+  the parts only (`Loss/recon`, `Loss/kld`).
+- A TensorFlow Object Detection API-style custom loop (`tf.summary`): `Loss/total_loss`,
+  `Loss/classification_loss` and the L2 `Loss/regularization_loss`, which grows with the
+  weights from their small initial values.
+
+A rising penalty term is not a blow-up; the verdict is the total loss's (the reconstruction's
+when no total is logged); `Loss/total_loss` is the loss, not a metric named `loss_loss`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tb_lossdoctor.engine import diagnose
+from tb_lossdoctor.readers.logdir import read_logdir
+from training_tasks import teacher_task
+
+EPOCHS = 40
+EVENTS = {"blowup", "nan", "diverging"}
+
+
+def _series_of(logdir) -> dict:
+    series, problems, _ = read_logdir(str(logdir))
+    assert not problems
+    return series
+
+
+def _rise(series, tag) -> float:
+    [values] = [s.values for s in series if s.tag == tag]
+    return float(np.median(values[-5:]) / max(np.median(values[:2]), 1e-9))
+
+
+def _train_vae(logdir, tags: dict) -> None:
+    """A 20 -> 2 -> 20 Gaussian VAE on the teacher task's inputs; `tags` names the curves logged
+    per epoch: {"loss"|"recon"|"kl": (train tag, validation tag or None)}."""
+    torch = pytest.importorskip("torch")
+    tb = pytest.importorskip("torch.utils.tensorboard")
+    torch.manual_seed(0)
+    (x, _), (xv, _) = teacher_task(1500, 300, heavy_sigma=0.3)
+    x, xv = torch.from_numpy(x), torch.from_numpy(xv)
+    mean, std = x.mean(0), x.std(0)
+    x, xv = (x - mean) / std, (xv - mean) / std
+    # Correlated inputs: a 2-dimensional code explains much of them.
+    mix = torch.randn(20, 20, generator=torch.Generator().manual_seed(1)) * 0.3 + torch.eye(20)
+    x, xv = x[:, :2].repeat(1, 10) @ mix + 0.3 * x, xv[:, :2].repeat(1, 10) @ mix + 0.3 * xv
+    enc = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
+    dec = torch.nn.Sequential(torch.nn.Linear(2, 32), torch.nn.Tanh(), torch.nn.Linear(32, 20))
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=2e-3)
+
+    def terms(batch):
+        mu, logvar = enc(batch).chunk(2, dim=1)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        recon = ((dec(z) - batch) ** 2).sum(1).mean()
+        kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean()
+        return recon, kl
+
+    writer = tb.SummaryWriter(str(logdir))
+    for epoch in range(EPOCHS):
+        for i in range(0, len(x), 100):
+            recon, kl = terms(x[i:i + 100])
+            opt.zero_grad()
+            (recon + kl).backward()
+            opt.step()
+        with torch.no_grad():
+            values = {"train": terms(x), "val": terms(xv)}
+        for name, (train_tag, val_tag) in tags.items():
+            for split, tag in (("train", train_tag), ("val", val_tag)):
+                if tag:
+                    recon, kl = (float(t) for t in values[split])
+                    writer.add_scalar(tag, {"loss": recon + kl, "recon": recon, "kl": kl}[name], epoch)
+    writer.close()
+
+
+def test_a_vae_whose_kl_term_grows_is_judged_on_its_total_loss(tmp_path):
+    _train_vae(tmp_path / "vae", {"loss": ("train/loss", "val/loss"), "recon": ("train/recon_loss", "val/recon_loss"),
+                                  "kl": ("train/kl_loss", "val/kl_loss")})
+    series = _series_of(tmp_path)
+    assert _rise(series, "train/kl_loss") > 2, "the premise: the KL term grew"
+    assert _rise(series, "train/loss") < 0.9, "the premise: the total loss fell"
+    [run] = diagnose(series)["runs"]
+    codes = {f["code"] for f in run["findings"]}
+    assert not codes & EVENTS, run["findings"]
+    [verdict] = [f for f in run["findings"] if f["code"] == run["verdict"]]
+    assert set(verdict["tags"]) == {"vae:train/loss", "vae:val/loss"}, verdict
+    assert {"train/kl_loss", "val/kl_loss"} <= {s["tag"] for s in run["series"]}  # still read (NaN checks)
+
+
+def test_a_vae_logging_only_its_terms_is_judged_on_the_reconstruction(tmp_path):
+    _train_vae(tmp_path / "vae_parts", {"recon": ("Loss/recon", None), "kl": ("Loss/kld", None)})
+    series = _series_of(tmp_path)
+    assert _rise(series, "Loss/kld") > 2
+    [run] = diagnose(series)["runs"]
+    assert not {f["code"] for f in run["findings"]} & EVENTS, run["findings"]
+    [verdict] = [f for f in run["findings"] if f["code"] == run["verdict"]]
+    assert verdict["tags"] == ["vae_parts:Loss/recon"], verdict
+
+
+def test_object_detection_style_losses_with_a_growing_regulariser(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    tf.keras.utils.set_random_seed(0)
+    (x, y), _ = teacher_task(1500, 10, heavy_sigma=0.3)
+    l2 = tf.keras.regularizers.L2(1e-3)
+    init = tf.keras.initializers.RandomNormal(stddev=0.01)  # small weights that training grows
+    model = tf.keras.Sequential([
+        tf.keras.Input((20,)),
+        tf.keras.layers.Dense(64, activation="relu", kernel_regularizer=l2, kernel_initializer=init),
+        tf.keras.layers.Dense(10, kernel_regularizer=l2, kernel_initializer=init),
+    ])
+    opt = tf.keras.optimizers.Adam(3e-3)
+    xent = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    writer = tf.summary.create_file_writer(str(tmp_path / "detector" / "train"))
+    step = 0
+    with writer.as_default():
+        for epoch in range(EPOCHS // 2):
+            for i in range(0, len(x), 100):
+                with tf.GradientTape() as tape:
+                    classification = xent(y[i:i + 100], model(x[i:i + 100], training=True))
+                    regularization = tf.add_n(model.losses)
+                    total = classification + regularization
+                opt.apply_gradients(zip(tape.gradient(total, model.trainable_variables), model.trainable_variables))
+                step += 1
+                if step % 5 == 0:
+                    tf.summary.scalar("Loss/classification_loss", classification, step=step)
+                    tf.summary.scalar("Loss/regularization_loss", regularization, step=step)
+                    tf.summary.scalar("Loss/total_loss", total, step=step)
+    writer.close()
+    series = _series_of(tmp_path)
+    assert _rise(series, "Loss/regularization_loss") > 3, "the premise: the regulariser grew"
+    [run] = diagnose(series)["runs"]
+    assert not {f["code"] for f in run["findings"]} & EVENTS, run["findings"]
+    [verdict] = [f for f in run["findings"] if f["code"] == run["verdict"]]
+    assert verdict["tags"] == ["detector/train:Loss/total_loss"], verdict
+    metrics = {s["tag"]: s["metric"] for s in run["series"]}
+    assert metrics["Loss/total_loss"] == "loss" and metrics["Loss/classification_loss"] == "classification_loss"
