@@ -100,7 +100,7 @@ def _build_group(name: str, members: List[Tuple[Series, TagMeaning]]) -> RunGrou
 def _metric_priority(pair: MetricPair) -> tuple:
     """Losses before accuracy-like metrics, penalty terms after the other losses; `loss` itself
     first; pairs before lone curves."""
-    return (not pair.is_loss, pair.is_penalty, pair.metric != "loss", pair.val is None, pair.metric)
+    return (not pair.is_loss, pair.is_penalty, pair.val is None, pair.metric != "loss", pair.metric)
 
 
 def _pair_metric(metric: str, found: List[Tuple[Series, TagMeaning]]) -> MetricPair:

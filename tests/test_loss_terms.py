@@ -138,3 +138,41 @@ def test_object_detection_style_losses_with_a_growing_regulariser(tmp_path):
     assert verdict["tags"] == ["detector/train:Loss/total_loss"], verdict
     metrics = {s["tag"]: s["metric"] for s in run["series"]}
     assert metrics["Loss/total_loss"] == "loss" and metrics["Loss/classification_loss"] == "classification_loss"
+
+
+def test_an_error_rate_logged_for_both_splits_is_judged_before_a_training_only_loss(tmp_path):
+    """pycls / classic ImageNet scripts log the training loss per step and the top-1 error of
+    both splits per epoch: the table needs both curves, so the paired error is the primary
+    metric. Here a wide network memorises 30% noisy labels: test error bottoms, then climbs
+    while the training loss still falls (read alone, the training loss says `converged`)."""
+    torch = pytest.importorskip("torch")
+    tb = pytest.importorskip("torch.utils.tensorboard")
+    from training_tasks import spirals_task
+
+    torch.manual_seed(0)
+    (x, y), (xv, yv) = spirals_task(400, 1000, seed=3, label_noise=0.3)
+    x, y, xv, yv = map(torch.from_numpy, (x, y, xv, yv))
+    model = torch.nn.Sequential(torch.nn.Linear(2, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                                torch.nn.ReLU(), torch.nn.Linear(256, 5))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    writer = tb.SummaryWriter(str(tmp_path / "resnet_like"))
+    step, test_errors = 0, []
+    for epoch in range(150):
+        for idx in torch.randperm(len(x)).split(50):
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            writer.add_scalar("train/loss", loss.item(), step)
+        with torch.no_grad():
+            errors = [100 * (model(a).argmax(1) != b).float().mean().item() for a, b in ((x, y), (xv, yv))]
+        writer.add_scalar("train/top1_err", errors[0], step)
+        writer.add_scalar("test/top1_err", errors[1], step)
+        test_errors.append(errors[1])
+    writer.close()
+    assert np.median(test_errors[-10:]) > 1.3 * min(test_errors), "the premise: test error climbed back"
+    [run] = diagnose(_series_of(tmp_path))["runs"]
+    [verdict] = [f for f in run["findings"] if f["code"] == run["verdict"]]
+    assert verdict["tags"] == ["resnet_like:train/top1_err", "resnet_like:test/top1_err"], verdict
+    assert run["verdict"] == "overfitting", run["findings"]
