@@ -38,6 +38,11 @@ ACCURACY_PATTERN = re.compile(
 # and mixed precision's loss scale (`loss_scale`: halved on every overflow, doubled after a quiet
 # stretch; its jumps are the scaler working, not the model diverging).
 NOT_A_LEARNING_CURVE = {"best", "scale", "scaler"}
+# The losses of an adversarial game (a GAN's generator and discriminator, a critic) say which
+# player is ahead, not whether a model fits its data: they need not fall, and the checklist's
+# verdicts do not apply to them. `d`/`g` count only next to a loss word (`loss_D`, `g_loss`).
+ADVERSARIAL_WORDS = {"adversarial", "adv", "gan", "discriminator", "disc", "generator", "gen", "critic"}
+_PLAYERS = {"d", "g"}
 # Words of a penalty term: a loss component that trades off against the fit and may rise while
 # the model learns (a VAE's KL term grows as the latent code carries information; a weight
 # regulariser grows with the weights). It is checked for NaN, never read as a blow-up.
@@ -148,11 +153,17 @@ def parse_tag(tag: str, run_role: str = "", run_val_rank: int = 0) -> TagMeaning
         else:
             rest.append(token)
     direction, metric = _metric_of(rest)
-    if not direction:
+    if not direction or _adversarial(rest):
         return TagMeaning(kind="ignored")
     if not role and run_role:
         role, val_rank = run_role, run_val_rank
     return TagMeaning("metric", metric, direction, role, val_rank, aggregation)
+
+
+def _adversarial(tokens: list) -> bool:
+    """Whether a loss's words (split and aggregation words removed) name a player of a game."""
+    return not ADVERSARIAL_WORDS.isdisjoint(tokens) or (
+        len(tokens) == 2 and not _PLAYERS.isdisjoint(tokens) and not LOSS_WORDS.isdisjoint(tokens))
 
 
 def _metric_of(tokens: list) -> Tuple[str, str]:
