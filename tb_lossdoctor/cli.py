@@ -117,6 +117,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     return code
 
 
+def _ignored_text(report: dict, shown: int = 5) -> str:
+    """What the logdir holds instead, so the user sees why nothing was recognised."""
+    ignored, count = report.get("ignored", []), report.get("ignored_count", 0)
+    if not count:
+        return ""
+    names = ", ".join(f"{item['run']}:{item['tag']}" for item in ignored[:shown])
+    more = f" and {count - shown} more" if count > shown else ""
+    return f"; its {count} scalar curve(s) are not learning curves: {names}{more}"
+
+
 def _keep_until_exit() -> None:
     """Tell the garbage collector that everything alive now lives until the process exits
     (command-line processes only: this is process-wide). Modules, the series read, the report:
@@ -176,7 +186,8 @@ def _diagnose_and_print(args, argv, run_re, pool) -> int:
     if not any(run.get("series") for run in report.get("runs", [])):
         if run_re is not None:
             return _fail(f"no run group matching --run {args.run!r} has a recognised training metric")
-        return _fail(f"no recognised training metrics (loss, accuracy, ...) in {args.logdir}")
+        return _fail(f"no recognised training metrics (loss, accuracy, ...) in {args.logdir}"
+                     + _ignored_text(report))
 
     if args.format == "json":
         text = dumps_lines(report) + "\n"

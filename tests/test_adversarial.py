@@ -71,3 +71,16 @@ def test_a_gan_with_a_content_loss_is_judged_on_it(tmp_path):
     [verdict] = [f for f in run["findings"] if f["code"] == run["verdict"]]
     assert verdict["tags"] == ["srgan:loss_content"]
     assert run["verdict"] != "not_learning", run["findings"]
+
+
+def test_the_cli_says_what_it_found_instead(tmp_path):
+    """A logdir with no learning curve is an input error (exit 2) that names what it holds."""
+    import subprocess
+    import sys
+
+    _train_gan(tmp_path / "dcgan", with_content=False)
+    out = subprocess.run([sys.executable, "-m", "tb_lossdoctor", str(tmp_path)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2 and not out.stdout
+    assert "no recognised training metrics" in out.stderr
+    assert "2 scalar curve(s) are not learning curves: dcgan:Loss/D, dcgan:Loss/G" in out.stderr, out.stderr
