@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
-    message = " ".join(str(message).split())  # one line, whatever the reader's error looked like
+    from tb_lossdoctor.formatting import clean  # run names in it are user data: no escapes
+
+    message = clean(" ".join(str(message).split()))  # one line, whatever the reader's error looked like
     print(f"lossdoctor: error: {message}", file=sys.stderr)
     return EXIT_USAGE
 

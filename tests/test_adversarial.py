@@ -79,8 +79,10 @@ def test_the_cli_says_what_it_found_instead(tmp_path):
     import sys
 
     _train_gan(tmp_path / "dcgan", with_content=False)
+    _train_gan(tmp_path / "gan\x1b[2J", with_content=False)  # a hostile name: a terminal escape
     out = subprocess.run([sys.executable, "-m", "tb_lossdoctor", str(tmp_path)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 2 and not out.stdout
     assert "no recognised training metrics" in out.stderr
-    assert "2 scalar curve(s) are not learning curves: dcgan:Loss/D, dcgan:Loss/G" in out.stderr, out.stderr
+    assert "4 scalar curve(s) are not learning curves: dcgan:Loss/D, dcgan:Loss/G" in out.stderr, out.stderr
+    assert "gan\\x1b[2J:Loss/D" in out.stderr and "\x1b" not in out.stderr, out.stderr
