@@ -89,16 +89,17 @@ def running_tensorboard(
         yield base, port, report
 
 
-def plugin_frame(page, timeout: float = 60.0):
-    """The Diagnosis tab's iframe (data/plugin_entry.html?name=lossdoctor) once it shows a card."""
+def plugin_frame(page, timeout: float = 60.0, shows: str = ".ld-card"):
+    """The Diagnosis tab's iframe (data/plugin_entry.html?name=lossdoctor) once it shows a card
+    (or what the `shows` selector names)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         for frame in page.frames:
             if "plugin_entry.html" in frame.url and "lossdoctor" in frame.url:
                 try:
-                    frame.wait_for_selector(".ld-card", timeout=2000)
+                    frame.wait_for_selector(shows, timeout=2000)
                     return frame
                 except Exception:
                     pass
         page.wait_for_timeout(250)
-    raise AssertionError("the Diagnosis tab never showed a run card; frames: %s" % [f.url for f in page.frames])
+    raise AssertionError("the Diagnosis tab never showed %s; frames: %s" % (shows, [f.url for f in page.frames]))

@@ -13,6 +13,8 @@ import pytest
 
 from tb_lossdoctor.engine import diagnose
 from tb_lossdoctor.readers.logdir import read_logdir
+from tensorboard_process import plugin_frame, running_tensorboard
+from test_browser_e2e import browser  # noqa: F401 (fixture)
 
 torch = pytest.importorskip("torch")
 tb = pytest.importorskip("torch.utils.tensorboard")
@@ -86,3 +88,26 @@ def test_the_cli_says_what_it_found_instead(tmp_path):
     assert "no recognised training metrics" in out.stderr
     assert "4 scalar curve(s) are not learning curves: dcgan:Loss/D, dcgan:Loss/G" in out.stderr, out.stderr
     assert "gan\\x1b[2J:Loss/D" in out.stderr and "\x1b" not in out.stderr, out.stderr
+
+
+def test_the_tab_says_nothing_was_a_learning_curve_and_lists_what_it_saw(browser, tmp_path):  # noqa: F811
+    """A real TensorBoard on a GAN's logdir: the Diagnosis tab explains that nothing was
+    diagnosed and why, and lists the scalars it saw, as text."""
+    _train_gan(tmp_path / "logs" / "dcgan", with_content=False)
+    _train_gan(tmp_path / "logs" / "<img src=x onerror=alert(1)>", with_content=False)
+    ready = lambda r: r.get("ignored_count") == 4  # noqa: E731
+    with running_tensorboard(tmp_path / "logs", ["--load_fast", "true"], ready) as (base, _, report):
+        assert report["runs"] == []
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            page.goto(base + "/#lossdoctor", wait_until="domcontentloaded")
+            frame = plugin_frame(page, shows=".ld-empty:not([hidden]) h2")
+            assert frame.locator(".ld-empty h2").inner_text() == "No loss or metric curve recognised"
+            text = frame.locator("body").inner_text()
+            assert "a GAN's generator and discriminator losses" in text
+            assert "Scalars seen (4):" in text and "dcgan / Loss/D" in text and "dcgan / Loss/G" in text
+            assert "<img src=x onerror=alert(1)> / Loss/D" in text  # the name, as text
+            assert frame.locator("img").count() == 0
+        finally:
+            context.close()

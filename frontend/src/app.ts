@@ -447,11 +447,11 @@ export class App {
       const ignored = (report.ignored ?? []).map((x) => (typeof x === "string" ? x : `${x.run ?? "?"} / ${x.tag ?? "?"}`));
       const items: Array<Node> = [
         h("h2", null, "No loss or metric curve recognised"),
-        h("p", null, "There are scalar summaries, but none is named like a loss or an accuracy-like metric, so nothing was diagnosed."),
+        h("p", null, "There are scalar summaries, but none is a learning curve, so nothing was diagnosed: none is named like a loss or an accuracy-like metric, or those that are were left out on purpose (a metric's best value so far, mixed precision's loss scale, a GAN's generator and discriminator losses)."),
         h("p", null, "Recognised names include: ", ...names.flatMap((n, i) => [i ? ", " : "", code(n)]), ", and accuracy-like metrics (", code("acc"), ", ", code("accuracy"), ", ", code("top_k_accuracy"), "…), with prefixes such as ", code("epoch_"), " or ", code("val_"), " and suffixes such as ", code("/train"), " or ", code("/val"), "."),
       ];
       if (ignored.length) {
-        items.push(h("p", null, `Scalars seen (${fmtInt(ignored.length)}):`));
+        items.push(h("p", null, `Scalars seen (${fmtInt(Math.max(report.ignored_count ?? 0, ignored.length))}):`));
         items.push(h("ul", null, ...ignored.slice(0, 20).map((t) => h("li", null, t)), ignored.length > 20 ? h("li", null, "…") : null));
       }
       e.replaceChildren(...items);

@@ -52,6 +52,7 @@ export interface Report {
   pending?: { count: number; runs?: string[] }; // run groups still being diagnosed (partial report)
   // Optional extras the UI uses when present (not yet in the v1 contract):
   ignored?: Array<{ run?: string; tag?: string } | string>; // scalar tags seen but not recognised
+  ignored_count?: number; // how many (`ignored` lists the first ones)
 }
 
 /** Response of GET ./series?run=&tag= (non-finite values as the strings "NaN", "Infinity", "-Infinity"). */
