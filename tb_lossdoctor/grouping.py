@@ -98,9 +98,10 @@ def _build_group(name: str, members: List[Tuple[Series, TagMeaning]]) -> RunGrou
 
 
 def _metric_priority(pair: MetricPair) -> tuple:
-    """Losses before accuracy-like metrics, penalty terms after the other losses; `loss` itself
-    first; pairs before lone curves."""
-    return (not pair.is_loss, pair.is_penalty, pair.val is None, pair.metric != "loss", pair.metric)
+    """Metrics logged for both splits before lone curves (the train/validation table needs
+    both); then losses before accuracy-like metrics, penalty terms after the other losses,
+    `loss` itself first."""
+    return (pair.val is None, not pair.is_loss, pair.is_penalty, pair.metric != "loss", pair.metric)
 
 
 def _pair_metric(metric: str, found: List[Tuple[Series, TagMeaning]]) -> MetricPair:

@@ -37,8 +37,8 @@ def diagnose_group(
             if v.stats.first_nonfinite_step is not None and (pair.is_loss or v.stats.finite_points > 0)
         )
         if index == 0:
-            # The table is read on the primary metric (`loss`, else the first loss with a
-            # validation curve): secondary metrics would repeat or muddle its verdict.
+            # The table is read on the primary metric (`grouping._metric_priority`: logged for
+            # both splits, a loss, `loss` itself): secondary metrics would repeat or muddle it.
             findings.extend(pair_findings(pair, views, group, settings))
         elif pair.is_loss and not pair.is_penalty:  # a penalty term may rise while the model learns
             findings.extend(f for f in (blowup_of(v, group, settings) for v in views) if f)

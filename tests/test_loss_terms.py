@@ -140,11 +140,11 @@ def test_object_detection_style_losses_with_a_growing_regulariser(tmp_path):
     assert metrics["Loss/total_loss"] == "loss" and metrics["Loss/classification_loss"] == "classification_loss"
 
 
-def test_an_error_rate_logged_for_both_splits_is_judged_before_a_training_only_loss(tmp_path):
-    """pycls / classic ImageNet scripts log the training loss per step and the top-1 error of
-    both splits per epoch: the table needs both curves, so the paired error is the primary
-    metric. Here a wide network memorises 30% noisy labels: test error bottoms, then climbs
-    while the training loss still falls (read alone, the training loss says `converged`)."""
+def _memorise_noisy_labels(logdir, loss_tag: str, metric_tags: tuple, as_error: bool) -> list:
+    """A wide network memorising 30% noisy labels (spirals): the held-out metric gets best, then
+    worse, while the training loss still falls. Logs the loss per step and (train, held-out)
+    `metric_tags` per epoch, as top-1 error in percent (`as_error`) or accuracy; returns the
+    held-out values."""
     torch = pytest.importorskip("torch")
     tb = pytest.importorskip("torch.utils.tensorboard")
     from training_tasks import spirals_task
@@ -155,8 +155,8 @@ def test_an_error_rate_logged_for_both_splits_is_judged_before_a_training_only_l
     model = torch.nn.Sequential(torch.nn.Linear(2, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
                                 torch.nn.ReLU(), torch.nn.Linear(256, 5))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    writer = tb.SummaryWriter(str(tmp_path / "resnet_like"))
-    step, test_errors = 0, []
+    writer = tb.SummaryWriter(str(logdir))
+    step, held_out = 0, []
     for epoch in range(150):
         for idx in torch.randperm(len(x)).split(50):
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
@@ -164,15 +164,39 @@ def test_an_error_rate_logged_for_both_splits_is_judged_before_a_training_only_l
             loss.backward()
             opt.step()
             step += 1
-            writer.add_scalar("train/loss", loss.item(), step)
+            writer.add_scalar(loss_tag, loss.item(), step)
         with torch.no_grad():
-            errors = [100 * (model(a).argmax(1) != b).float().mean().item() for a, b in ((x, y), (xv, yv))]
-        writer.add_scalar("train/top1_err", errors[0], step)
-        writer.add_scalar("test/top1_err", errors[1], step)
-        test_errors.append(errors[1])
+            right = [(model(a).argmax(1) == b).float().mean().item() for a, b in ((x, y), (xv, yv))]
+        values = [100 * (1 - r) for r in right] if as_error else right
+        for tag, value in zip(metric_tags, values):
+            writer.add_scalar(tag, value, step)
+        held_out.append(values[1])
     writer.close()
+    return held_out
+
+
+def test_an_error_rate_logged_for_both_splits_is_judged_before_a_training_only_loss(tmp_path):
+    """pycls / classic ImageNet scripts log the training loss per step and the top-1 error of
+    both splits per epoch: the table needs both curves, so the paired error is the primary
+    metric. Test error bottoms, then climbs while the training loss still falls (read alone,
+    the training loss says `converged`)."""
+    test_errors = _memorise_noisy_labels(tmp_path / "resnet_like", "train/loss", ("train/top1_err", "test/top1_err"),
+                                         as_error=True)
     assert np.median(test_errors[-10:]) > 1.3 * min(test_errors), "the premise: test error climbed back"
     [run] = diagnose(_series_of(tmp_path))["runs"]
     [verdict] = [f for f in run["findings"] if f["code"] == run["verdict"]]
     assert verdict["tags"] == ["resnet_like:train/top1_err", "resnet_like:test/top1_err"], verdict
     assert run["verdict"] == "overfitting", run["findings"]
+
+
+def test_an_accuracy_logged_for_both_splits_is_judged_before_a_training_only_loss(tmp_path):
+    """A custom loop that logs the training loss per batch and accuracy of both splits per
+    epoch, no validation loss: validation accuracy peaks, then falls."""
+    accuracy = _memorise_noisy_labels(tmp_path / "custom_loop", "train_loss", ("train_acc", "val_acc"),
+                                      as_error=False)
+    assert max(accuracy) - np.median(accuracy[-10:]) > 0.03, "the premise: validation accuracy fell back"
+    [run] = diagnose(_series_of(tmp_path))["runs"]
+    [verdict] = [f for f in run["findings"] if f["code"] == run["verdict"]]
+    assert verdict["tags"] == ["custom_loop:train_acc", "custom_loop:val_acc"], verdict
+    assert run["verdict"] == "overfitting", run["findings"]
+    assert "train_loss" in {s["tag"] for s in run["series"]}  # still read: NaN and blow-up checks
