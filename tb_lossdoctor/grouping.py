@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Optional, Tuple
 
+import numpy as np
+
 from tb_lossdoctor.naming import (
     AGGREGATION_PREFERENCE,
     TagMeaning,
@@ -14,6 +16,7 @@ from tb_lossdoctor.naming import (
     split_of_run,
 )
 from tb_lossdoctor.series import Series
+from tb_lossdoctor.settings import Settings
 from tb_lossdoctor.step_units import aligned_pair
 
 __all__ = ["Curve", "MetricPair", "RunGroup", "group_key", "group_series", "run_tags"]
@@ -99,9 +102,15 @@ def _build_group(name: str, members: List[Tuple[Series, TagMeaning]]) -> RunGrou
 
 def _metric_priority(pair: MetricPair) -> tuple:
     """Metrics logged for both splits before lone curves (the train/validation table needs
-    both); then losses before accuracy-like metrics, penalty terms after the other losses,
-    `loss` itself first."""
-    return (pair.val is None, not pair.is_loss, pair.is_penalty, pair.metric != "loss", pair.metric)
+    both, and enough validation points to read: not a test score logged once at the end); then
+    losses before accuracy-like metrics, penalty terms after the other losses, `loss` first."""
+    return (not _both_splits(pair), not pair.is_loss, pair.is_penalty, pair.metric != "loss", pair.metric)
+
+
+def _both_splits(pair: MetricPair) -> bool:
+    if pair.train is None or pair.val is None:
+        return False
+    return int(np.isfinite(pair.val.series.values).sum()) >= Settings.min_val_points
 
 
 def _pair_metric(metric: str, found: List[Tuple[Series, TagMeaning]]) -> MetricPair:

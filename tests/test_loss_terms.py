@@ -140,11 +140,12 @@ def test_object_detection_style_losses_with_a_growing_regulariser(tmp_path):
     assert metrics["Loss/total_loss"] == "loss" and metrics["Loss/classification_loss"] == "classification_loss"
 
 
-def _memorise_noisy_labels(logdir, loss_tag: str, metric_tags: tuple, as_error: bool) -> list:
+def _memorise_noisy_labels(logdir, loss_tag: str, metric_tags: tuple, as_error: bool, held_out_once: bool = False) -> list:
     """A wide network memorising 30% noisy labels (spirals): the held-out metric gets best, then
     worse, while the training loss still falls. Logs the loss per step and (train, held-out)
     `metric_tags` per epoch, as top-1 error in percent (`as_error`) or accuracy; returns the
-    held-out values."""
+    held-out values. `held_out_once`: the held-out metric is logged once, after training (a
+    final test score)."""
     torch = pytest.importorskip("torch")
     tb = pytest.importorskip("torch.utils.tensorboard")
     from training_tasks import spirals_task
@@ -168,8 +169,9 @@ def _memorise_noisy_labels(logdir, loss_tag: str, metric_tags: tuple, as_error: 
         with torch.no_grad():
             right = [(model(a).argmax(1) == b).float().mean().item() for a, b in ((x, y), (xv, yv))]
         values = [100 * (1 - r) for r in right] if as_error else right
-        for tag, value in zip(metric_tags, values):
-            writer.add_scalar(tag, value, step)
+        writer.add_scalar(metric_tags[0], values[0], step)
+        if not held_out_once or epoch == 149:
+            writer.add_scalar(metric_tags[1], values[1], step)
         held_out.append(values[1])
     writer.close()
     return held_out
@@ -200,3 +202,14 @@ def test_an_accuracy_logged_for_both_splits_is_judged_before_a_training_only_los
     assert verdict["tags"] == ["custom_loop:train_acc", "custom_loop:val_acc"], verdict
     assert run["verdict"] == "overfitting", run["findings"]
     assert "train_loss" in {s["tag"] for s in run["series"]}  # still read: NaN and blow-up checks
+
+
+def test_a_test_score_logged_once_does_not_make_its_metric_primary(tmp_path):
+    """Training loss per batch, training accuracy per epoch, the test accuracy once at the end
+    (Lightning's `trainer.test`): one test point is no curve to compare, so the verdict stays
+    the training loss's."""
+    _memorise_noisy_labels(tmp_path / "with_test", "train_loss", ("train_acc", "test_acc"), as_error=False,
+                           held_out_once=True)
+    [run] = diagnose(_series_of(tmp_path))["runs"]
+    [verdict] = [f for f in run["findings"] if f["code"] == run["verdict"]]
+    assert verdict["tags"] == ["with_test:train_loss"], verdict
