@@ -28,8 +28,12 @@ class View:
 
     @property
     def name(self) -> str:
-        metric = self.metric.replace("_", " ")
-        return f"{describe_role(self.curve.role)} {metric}".strip()
+        """"training loss", "validation box loss"; a leading loss word goes last, as English
+        puts it (mmdetection's `loss_cls`: "training cls loss", not "training loss cls")."""
+        words = self.metric.split("_")
+        if len(words) > 1 and words[0] == "loss":
+            words = words[1:] + words[:1]
+        return f"{describe_role(self.curve.role)} {' '.join(words)}".strip()
 
     @property
     def tag(self) -> str:

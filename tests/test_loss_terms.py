@@ -99,6 +99,7 @@ def test_a_vae_logging_only_its_terms_is_judged_on_the_reconstruction(tmp_path):
     assert not {f["code"] for f in run["findings"]} & EVENTS, run["findings"]
     [verdict] = [f for f in run["findings"] if f["code"] == run["verdict"]]
     assert verdict["tags"] == ["vae_parts:Loss/recon"], verdict
+    assert verdict["summary"].startswith("The training recon loss "), verdict["summary"]  # not "loss recon"
 
 
 def test_object_detection_style_losses_with_a_growing_regulariser(tmp_path):
