@@ -25,6 +25,7 @@ import json
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tb_lossdoctor import report as report_mod
+from tb_lossdoctor.codes import FATAL_EVENTS
 from tb_lossdoctor.readers import hparams_records
 
 # Fields of the whole report, never of one run group's part.
@@ -38,44 +39,50 @@ MAX_PENDING_LISTED = 1000
 
 
 class GroupResult:
-    """One run group's part of a report: the engine's report minus version and generated_at.
+    """One run group's part of a report: the engine's report minus version and generated_at,
+    kept compact (at 10,000 run groups the engine's dicts weigh several times their text).
 
-    Also kept, computed on first use: the part's other top-level fields that are not neutral
-    (`rest`), and per run its entry as the whole report has it (with the hyperparameters that
-    depend on the other runs' names and the HParams records) and that entry's JSON text."""
+    Kept: the part's top-level fields other than `runs` (`fields`), and per run its entry as
+    the whole report writes it with no HParams record (the hyperparameters of its name and
+    learning-rate curve) as JSON text, with the few fields the report's order and the sweep
+    read (`summary`). A run that gets an HParams record, or is a record's child folder, has its
+    entry rewritten from that text, parsed back, and kept too."""
 
-    __slots__ = ("parts", "_rest", "_entries")
+    __slots__ = ("fields", "_runs", "_plain", "_entries", "_rest")
 
     def __init__(self, parts: dict):
-        self.parts = parts
-        self._rest: Optional[Tuple[dict, List[tuple]]] = None  # (skeleton, [(field, value)])
-        self._entries: Dict[str, tuple] = {}  # run -> ((record, is child), entry, JSON text)
+        from tb_lossdoctor.engine import swept_entry
 
-    @classmethod
-    def prepared(cls, parts: dict) -> "GroupResult":
-        """The result of `parts` with its runs' entries and texts already written for the common
-        case (no HParams record, not a record's child folder): where the group is diagnosed, a
-        worker process, rather than when the whole report is assembled in TensorBoard's."""
-        self = cls(parts)
-        for run in self.runs():
-            self.entry(run, None, None, False)
-        return self
+        self.fields = {k: v for k, v in parts.items() if k != "runs"}
+        self._runs: List[dict] = []  # each run's summary, in the part's order
+        self._plain: Dict[str, Tuple[dict, str]] = {}  # run -> (summary, JSON text) with no record
+        self._entries: Dict[str, tuple] = {}  # run -> (key, summary, text) for another key
+        self._rest: Optional[Tuple[dict, List[tuple]]] = None  # (skeleton, [(field, value)])
+        for run in parts.get("runs", ()):
+            swept = swept_entry(run, None, False)
+            summary = _summary(swept)
+            self._runs.append(summary)
+            self._plain[run["run"]] = (summary, report_mod.dumps(swept))
 
     def runs(self) -> Sequence[dict]:
-        """The part's run entries (as the engine wrote them)."""
-        return self.parts.get("runs", ())
+        """Each run's summary (`_summary` of its entry with no record), in the part's order."""
+        return self._runs
+
+    def plain_entries(self) -> Iterable[Tuple[str, Tuple[dict, str]]]:
+        """(run, (summary, JSON text)) of each run's entry with no HParams record."""
+        return self._plain.items()
 
     def rest(self, skeleton: dict) -> List[tuple]:
-        """The fields `merge_reports` would merge, minus `runs` and `sweep` (rebuilt whole) and
-        minus the neutral values ([], 0, False) of fields the skeleton holds as the same neutral
-        value: merging those changes nothing (the engine gives each field one type). Most groups
-        have nothing left."""
+        """The fields `merge_reports` would merge, minus `sweep` (rebuilt whole) and minus the
+        neutral values ([], 0, False) of fields the skeleton holds as the same neutral value:
+        merging those changes nothing (the engine gives each field one type). Most groups have
+        nothing left."""
         memo = self._rest
         if memo is not None and memo[0] is skeleton:
             return memo[1]
         out = []
-        for k, v in self.parts.items():
-            if k in ("runs", "sweep") and k in skeleton:
+        for k, v in self.fields.items():
+            if k == "sweep" and k in skeleton:
                 continue
             if k in skeleton and _neutral(v) and type(v) is type(skeleton[k]) and _neutral(skeleton[k]):
                 continue
@@ -83,19 +90,36 @@ class GroupResult:
         self._rest = (skeleton, out)
         return out
 
-    def entry(self, run: dict, record_key, record: Optional[dict], child: bool) -> Tuple[dict, str]:
-        """`run` (one of this part's entries) as `engine.add_sweep` writes it in the whole report,
-        and its JSON text; recomputed only when its HParams record or record-child state changed."""
+    def entry(self, run: str, record_key, record: Optional[dict], child: bool) -> Tuple[dict, str]:
+        """(summary, JSON text) of `run`'s entry as `engine.add_sweep` writes it in the whole
+        report, with its HParams `record` (`record_key`: its frozen form) and record-child state."""
+        plain = self._plain[run]
+        if record_key is None and not child:
+            return plain
         key = (record_key, child)
-        memo = self._entries.get(run["run"])
+        memo = self._entries.get(run)
         if memo is not None and memo[0] == key:
             return memo[1], memo[2]
         from tb_lossdoctor.engine import swept_entry
 
-        swept = swept_entry(run, record, child)
-        text = report_mod.dumps(swept)
-        self._entries[run["run"]] = (key, swept, text)
-        return swept, text
+        swept = swept_entry(json.loads(plain[1]), record, child)
+        summary, text = _summary(swept), report_mod.dumps(swept)
+        self._entries[run] = (key, summary, text)
+        return summary, text
+
+
+# What the report's order (`report.order_runs`) and the across-runs sweep (`sweep.analyse`) read
+# of a run's entry; of its findings, only the fatal events' codes.
+_SUMMARY_FIELDS = ("run", "status", "verdict", "hparams", "hparam_sources", "validation_best")
+
+
+def _summary(entry: dict) -> dict:
+    """The fields of `entry` the report's order and the sweep read."""
+    out = {k: entry[k] for k in _SUMMARY_FIELDS if k in entry}
+    fatal = [{"code": f["code"]} for f in entry.get("findings") or () if f.get("code") in FATAL_EVENTS]
+    if fatal:
+        out["findings"] = fatal
+    return out
 
 
 def _neutral(value) -> bool:
@@ -153,11 +177,14 @@ def partial_json(progress: Dict[str, GroupResult], groups: Iterable[str], skelet
                  sample_limit: Optional[int]) -> str:
     """The body answered while a build goes on: the groups diagnosed so far (`progress`), worst
     first, and how many of `groups` are still pending; no across-runs `sweep` yet."""
-    report = whole_report([progress[name].parts for name in sorted(progress)], skeleton, sample_limit)
+    results = [progress[name] for name in sorted(progress)]
+    report = whole_report([r.fields for r in results], skeleton, sample_limit)
     pending = sorted(set(groups) - set(progress))
     report["pending"] = {"count": len(pending), "runs": pending[:MAX_PENDING_LISTED]}
     report["sweep"] = None  # across runs: once every run is diagnosed
-    return report_mod.dumps(report)
+    texts = {run: text for r in results for run, (_, text) in r.plain_entries()}
+    ordered = report_mod.order_runs([run for r in results for run in r.runs()])
+    return _join(report, [texts[run["run"]] for run in ordered])
 
 
 def together_json(report: dict, hparams: Optional[dict], file_problems: Sequence[dict]) -> str:
@@ -267,7 +294,7 @@ class Assembly:
             name = run["run"]
             record = self.records.get(name)
             record_key = None if record is None else hparams_records.freeze({"": record})
-            self.swept[name] = result.entry(run, record_key, record, name in self.children)
+            self.swept[name] = result.entry(name, record_key, record, name in self.children)
 
     def _lists(self) -> None:
         """`entries` and `texts`: the kept runs' entries and texts, in the report's order."""

@@ -92,8 +92,8 @@ def sample_limit_from_hints(sampling_hints) -> Optional[int]:
 
 
 def group_parts(series, problems, settings) -> dict:
-    """One run group's part of the report (`GroupResult.parts`): the engine's report on its
-    series, minus the fields of the whole report."""
+    """One run group's part of the report (what a `GroupResult` keeps): the engine's report on
+    its series, minus the fields of the whole report."""
     from tb_lossdoctor import engine
 
     return _parts_of(engine.diagnose(series, settings, problems=list(problems)), series)
@@ -109,7 +109,7 @@ def _parts_of(rep: dict, series) -> dict:
 def chunk_results(chunk, settings) -> List[Optional[GroupResult]]:
     """The `GroupResult` of each (name, series, problems), here or in a worker process, the
     chunk's curves analysed together (`engine.diagnose_each`) and its runs' entries written
-    (`GroupResult.prepared`); None where it raised (the group is diagnosed again in the
+    (`GroupResult`); None where it raised (the group is diagnosed again in the
     plugin's process, which logs the failure and lists it in the report)."""
     from tb_lossdoctor import engine
 
@@ -121,7 +121,7 @@ def chunk_results(chunk, settings) -> List[Optional[GroupResult]]:
     for (_, series, problems), rep in zip(chunk, reports):
         try:
             parts = _parts_of(rep, series) if rep is not None else group_parts(series, problems, settings)
-            out.append(GroupResult.prepared(parts))
+            out.append(GroupResult(parts))
         except Exception:
             out.append(None)
     return out
@@ -454,16 +454,17 @@ class ReportCache:
             self.diagnosed_groups += 1
         if done is not None:
             return done
+        return GroupResult(self._parts(name, series, problems))
+
+    def _parts(self, name, series, problems) -> dict:
+        """`group_parts`, or the group's failure as a problem: one broken group must not take
+        the report down."""
         try:
-            return GroupResult(group_parts(series, problems, self.settings))
-        except Exception:  # one broken group must not take the report down
+            return group_parts(series, problems, self.settings)
+        except Exception:
             logger.error("lossdoctor: diagnosing run group %r failed", name, exc_info=True)
             failure = {"run": name, "tag": None, "reason": "diagnosis failed (TensorBoard's log has the details)"}
-            return GroupResult({
-                "runs": [],
-                "problems": list(problems) + [failure],
-                "sampled": any(s.sampled for s in series),
-            })
+            return {"runs": [], "problems": list(problems) + [failure], "sampled": any(s.sampled for s in series)}
 
     def _build_together(self, provider, ctx, eid, groups, sample_limit) -> dict:
         """The whole report (no `sweep` yet) with every group's runs diagnosed as one group."""
@@ -479,7 +480,9 @@ class ReportCache:
                 "could not read the experiment's scalars (TensorBoard's log says why)"
             ) from exc
         series = [s for s in series if s.tag in members.get(s.run, ())]
-        parts = [self._diagnose_group("*", series, problems).parts]
+        with self._lock:
+            self.diagnosed_groups += 1
+        parts = [self._parts("*", series, problems)]
         return report_assembly.whole_report(parts, self._skeleton(), sample_limit)
 
     # -- assembling (`report_assembly`), with what is kept between requests -------------------

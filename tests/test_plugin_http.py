@@ -400,6 +400,21 @@ def test_report_valid_and_identical_on_both_providers(apps):
     assert py["sampled"] is False and "sampling" not in py
 
 
+def test_the_one_group_fallback_gives_the_same_report(apps, monkeypatch):
+    """When the run grouping and the engine disagree (two groups holding runs of one name,
+    `assemble` gives None), the plugin diagnoses the experiment as one group: still the report
+    one engine call gives."""
+    from tb_lossdoctor import report_assembly
+
+    tb = apps["rust"]
+    fresh(tb)
+    normal = parse_report(tb.report())
+    fresh(tb)
+    monkeypatch.setattr(report_assembly, "assemble", lambda *args, **kwargs: None)
+    fallback = parse_report(tb.report())
+    assert without_time(fallback) == without_time(normal) and normal["runs"]
+
+
 @pytest.mark.parametrize("kind", PROVIDERS)
 def test_merged_per_group_report_equals_one_engine_call(apps, kind):
     """Diagnosing group by group and merging gives what one engine call on everything gives."""
