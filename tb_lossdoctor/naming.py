@@ -45,8 +45,9 @@ ADVERSARIAL_WORDS = {"adversarial", "adv", "gan", "discriminator", "disc", "gene
 _PLAYERS = {"d", "g"}
 # Words of a penalty term: a loss component that trades off against the fit and may rise while
 # the model learns (a VAE's KL term grows as the latent code carries information; a weight
-# regulariser grows with the weights). It is checked for NaN, never read as a blow-up.
-PENALTY_WORDS = {"kl", "kld", "kullback", "regularization", "regularisation", "penalty"}  # not `reg`: also regression
+# regulariser grows with the weights). It is checked for NaN, never read as a blow-up. Not `reg`:
+# detectron2's `loss_box_reg` is a box regression loss.
+PENALTY_WORDS = {"kl", "kld", "kullback", "regularization", "regularisation", "penalty"}
 LR_PATTERN = re.compile(r"(^|[/_\-. ])(lr|learning[_\- ]?rate)($|[/_\-. ])", re.IGNORECASE)
 # A Unix time in seconds (2001 to 2286), as `time.time()` names add_hparams' sub-folders.
 _TIMESTAMP = re.compile(r"^1\d{9}(\.\d+)?$")
