@@ -21,7 +21,8 @@ import logging
 import multiprocessing
 import os
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor
+import threading
+from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -104,6 +105,7 @@ class Task:
         """Run the task here if no worker has started it; False when one has."""
         if not self.future.cancel():
             return False
+        _quiet_the_cancelled_future_race()
         self.future = done_future(self._here())
         return True
 
@@ -130,6 +132,27 @@ class Task:
             except FutureTimeout:
                 if getattr(self.executor, "_broken", False) and not self.future.done():
                     raise BrokenProcessPool("the worker pool broke before this task was settled") from None
+
+
+def _quiet_the_cancelled_future_race() -> None:
+    """Once a task was taken back (cancelled), a worker that dies makes Python 3.11's executor
+    thread set an exception on that cancelled future: it raises InvalidStateError and ends, and
+    `Task._settled_result` copes with what it leaves unsettled. Its traceback would reach the
+    user's terminal as if something crashed: log it at debug level instead. Every other thread
+    exception goes to the hook that was there."""
+    current = threading.excepthook
+    if getattr(current, "_lossdoctor", False):
+        return
+
+    def hook(args) -> None:
+        if (args.exc_type is not None and issubclass(args.exc_type, InvalidStateError)
+                and type(args.thread).__name__ == "_ExecutorManagerThread"):
+            logger.debug("executor thread ended on a cancelled task: %s", args.exc_value)
+            return
+        current(args)
+
+    hook._lossdoctor = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 class GroupPool:
