@@ -43,6 +43,8 @@ NOT_A_LEARNING_CURVE = {"best", "scale", "scaler"}
 # verdicts do not apply to them. `d`/`g` count only next to a loss word (`loss_D`, `g_loss`).
 ADVERSARIAL_WORDS = {"adversarial", "adv", "gan", "discriminator", "disc", "generator", "gen", "critic"}
 _PLAYERS = {"d", "g"}
+# Lightning names the curves of several validation sets `val_loss/dataloader_idx_N`.
+_DATALOADER_WORDS = {"dataloader", "idx"}
 # Words of a penalty term: a loss component that trades off against the fit and may rise while
 # the model learns (a VAE's KL term grows as the latent code carries information; a weight
 # regulariser grows with the weights). It is checked for NaN, never read as a blow-up. Not `reg`:
@@ -143,6 +145,8 @@ def parse_tag(tag: str, run_role: str = "", run_val_rank: int = 0) -> TagMeaning
         return TagMeaning(kind="ignored")
     role, val_rank, aggregation, rest = "", 0, "", []
     for i, token in enumerate(tokens):
+        if token in _DATALOADER_WORDS or (token.isdigit() and i and tokens[i - 1] == "idx"):
+            continue  # Lightning's `val_loss/dataloader_idx_0`: the first validation set's loss
         if token in TRAIN_WORDS:
             role = role or "train"
         elif token in VAL_WORDS and (token != "v" or i == 0):
@@ -174,7 +178,7 @@ def _metric_of(tokens: list) -> Tuple[str, str]:
     normalised = ["accuracy" if t == "acc" else t for t in tokens]
     # A category word repeated in the name is a namespace (TF Object Detection's `Loss/total_loss`
     # is the loss, `Loss/classification_loss` the classification loss): keep its last place.
-    normalised = [t for i, t in enumerate(normalised) if t not in normalised[i + 1:]]
+    normalised = [t for i, t in enumerate(normalised) if t.isdigit() or t not in normalised[i + 1:]]
     name = "_".join(normalised)
     if any(t in LOSS_WORDS for t in normalised) or "entropy" in name:
         return "min", name
