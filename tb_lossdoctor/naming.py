@@ -43,6 +43,8 @@ NOT_A_LEARNING_CURVE = {"best", "scale", "scaler"}
 # verdicts do not apply to them. `d`/`g` count only next to a loss word (`loss_D`, `g_loss`).
 ADVERSARIAL_WORDS = {"adversarial", "adv", "gan", "discriminator", "disc", "generator", "gen", "critic"}
 _PLAYERS = {"d", "g"}
+# Optimiser settings other than the learning rate (see `is_learning_rate`).
+_OPTIMISER_SETTINGS = {"momentum", "beta", "beta1", "beta2", "betas", "weight", "decay", "wd", "eps"}
 # Lightning names the curves of several validation sets `val_loss/dataloader_idx_N`.
 _DATALOADER_WORDS = {"dataloader", "idx"}
 # Words of a penalty term: a loss component that trades off against the fit and may rise while
@@ -132,7 +134,11 @@ def group_key(run: str, tags: Iterable[str] = ()) -> str:
 
 
 def is_learning_rate(tag: str) -> bool:
-    return bool(LR_PATTERN.search(tag)) or tag.lower().startswith("lr-")
+    """`lr`, `learning_rate`, Lightning's `lr-Adam`; not the other optimiser settings Lightning's
+    LearningRateMonitor logs under the same prefix (`lr-SGD-momentum`, `lr-AdamW-weight_decay`)."""
+    if not (LR_PATTERN.search(tag) or tag.lower().startswith("lr-")):
+        return False
+    return _OPTIMISER_SETTINGS.isdisjoint(words(tag))
 
 
 @lru_cache(maxsize=65536)  # tag names repeat across runs; parsing is pure

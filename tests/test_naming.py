@@ -74,6 +74,15 @@ def test_learning_rate_tags():
     for tag in ("lr", "learning_rate", "lr-Adam", "optim/lr", "LearningRate"):
         assert is_learning_rate(tag) or parse_tag(tag).kind == "lr", tag
     assert not is_learning_rate("clr_loss")
+    # Lightning's LearningRateMonitor logs the other optimiser settings under the same prefix.
+    for tag in ("lr-SGD-momentum", "lr-SGD/pg1-momentum", "lr-AdamW-weight_decay", "lr-Adam-beta1"):
+        assert not is_learning_rate(tag) and parse_tag(tag).kind == "ignored", tag
+
+
+def test_a_momentum_logged_longer_than_the_learning_rate_is_not_the_learning_rate():
+    runs = [series(".", "train_loss", n=300), series(".", "lr-SGD", n=30), series(".", "lr-SGD-momentum", n=300)]
+    (group,) = group_series(runs)
+    assert group.learning_rate.tag == "lr-SGD"
 
 
 def test_group_keys():
