@@ -34,10 +34,12 @@ ACCURACY_PATTERN = re.compile(
     r"top\d+|topk|dice|bleu|rouge\w*|psnr|ssim|r2|kappa|mcc|ap\d*)$"
 )
 # Words of curves that are not learning curves, though they name a metric: its best value so far
-# (`val/acc_best`, fairseq's `best_loss`: flat by construction once the metric stops improving)
-# and mixed precision's loss scale (`loss_scale`: halved on every overflow, doubled after a quiet
-# stretch; its jumps are the scaler working, not the model diverging).
-NOT_A_LEARNING_CURVE = {"best", "scale", "scaler"}
+# (`val/acc_best`, fairseq's `best_loss`, `min_val_loss`: flat by construction once the metric
+# stops improving), mixed precision's loss scale (`loss_scale`: halved on every overflow, doubled
+# after a quiet stretch; its jumps are the scaler working, not the model diverging) and a loss
+# term's weight (`kl_weight`, `loss_coef`: a schedule the script sets, annealed up or down).
+NOT_A_LEARNING_CURVE = {"best", "min", "max", "lowest", "highest", "scale", "scaler",
+                        "weight", "coef", "coeff", "coefficient"}
 # The losses of an adversarial game (a GAN's generator and discriminator, a critic) say which
 # player is ahead, not whether a model fits its data: they need not fall, and the checklist's
 # verdicts do not apply to them. `d`/`g` count only next to a loss word (`loss_D`, `g_loss`).

@@ -79,6 +79,15 @@ def test_learning_rate_tags():
         assert not is_learning_rate(tag) and parse_tag(tag).kind == "ignored", tag
 
 
+def test_curves_that_name_a_metric_but_are_not_learning_curves():
+    """Running bests, the loss scale, a loss term's weight (real runs: test_derived_curves.py)."""
+    for tag in ("val/acc_best", "valid/best_loss", "min_val_loss", "val_loss_min", "max_acc",
+                "loss_scale", "train/kl_weight", "loss_coef"):
+        assert parse_tag(tag).kind == "ignored", tag
+    for tag in ("weighted_loss", "softmax_loss", "val/loss", "val/acc@1", "epoch_accuracy"):
+        assert parse_tag(tag).kind == "metric", tag
+
+
 def test_a_momentum_logged_longer_than_the_learning_rate_is_not_the_learning_rate():
     runs = [series(".", "train_loss", n=300), series(".", "lr-SGD", n=30), series(".", "lr-SGD-momentum", n=300)]
     (group,) = group_series(runs)
