@@ -24,6 +24,7 @@ VAL_WORDS = {
 AGGREGATION_WORDS = {
     "epoch", "step", "batch", "iter", "iters", "iteration", "iterations", "avg", "average",
     "mean", "vs", "per", "total", "running", "smoothed", "ema", "global",
+    "samples", "tokens", "examples",  # the x axis (DeepSpeed's `Train/Samples/...`, Megatron's `vs tokens`)
 }
 LOSS_WORDS = {
     "loss", "losses", "nll", "mse", "mae", "rmse", "msle", "perplexity", "ppl", "error", "err",
@@ -38,8 +39,9 @@ ACCURACY_PATTERN = re.compile(
 # stops improving), mixed precision's loss scale (`loss_scale`: halved on every overflow, doubled
 # after a quiet stretch; its jumps are the scaler working, not the model diverging) and a loss
 # term's weight (`kl_weight`, `loss_coef`: a schedule the script sets, annealed up or down).
-NOT_A_LEARNING_CURVE = {"best", "min", "max", "lowest", "highest", "scale", "scaler",
-                        "weight", "coef", "coeff", "coefficient"}
+NOT_A_LEARNING_CURVE = {"best", "min", "max", "lowest", "highest", "weight", "coef", "coeff", "coefficient"}
+# The loss scale's words: with nothing else, so `scale_invariant_loss` (depth estimation) stays.
+_LOSS_SCALE_WORDS = {"loss", "scale", "scaler", "grad", "amp"}
 # The losses of an adversarial game (a GAN's generator and discriminator, a critic) say which
 # player is ahead, not whether a model fits its data: they need not fall, and the checklist's
 # verdicts do not apply to them. `d`/`g` count only next to a loss word (`loss_D`, `g_loss`).
@@ -166,11 +168,16 @@ def parse_tag(tag: str, run_role: str = "", run_val_rank: int = 0) -> TagMeaning
         else:
             rest.append(token)
     direction, metric = _metric_of(rest)
-    if not direction or _adversarial(rest):
+    if not direction or _adversarial(rest) or _is_loss_scale(rest):
         return TagMeaning(kind="ignored")
     if not role and run_role:
         role, val_rank = run_role, run_val_rank
     return TagMeaning("metric", metric, direction, role, val_rank, aggregation)
+
+
+def _is_loss_scale(tokens: list) -> bool:
+    """Mixed precision's loss scale (`loss_scale`, `amp/grad_scale`), named with nothing else."""
+    return bool({"scale", "scaler"} & set(tokens)) and set(tokens) <= _LOSS_SCALE_WORDS
 
 
 def _adversarial(tokens: list) -> bool:

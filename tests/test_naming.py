@@ -82,10 +82,18 @@ def test_learning_rate_tags():
 def test_curves_that_name_a_metric_but_are_not_learning_curves():
     """Running bests, the loss scale, a loss term's weight (real runs: test_derived_curves.py)."""
     for tag in ("val/acc_best", "valid/best_loss", "min_val_loss", "val_loss_min", "max_acc",
-                "loss_scale", "train/kl_weight", "loss_coef"):
+                "loss_scale", "Train/Samples/loss_scale", "amp/grad_scale", "train/kl_weight", "loss_coef"):
         assert parse_tag(tag).kind == "ignored", tag
-    for tag in ("weighted_loss", "softmax_loss", "val/loss", "val/acc@1", "epoch_accuracy"):
+    for tag in ("weighted_loss", "softmax_loss", "val/loss", "val/acc@1", "epoch_accuracy", "val/scale_invariant_loss"):
         assert parse_tag(tag).kind == "metric", tag
+
+
+def test_axis_words_are_not_part_of_the_metric():
+    """DeepSpeed's `Train/Samples/train_loss`, Megatron's `lm loss vs tokens`: the x axis."""
+    meaning = parse_tag("Train/Samples/train_loss")
+    assert (meaning.metric, meaning.direction, meaning.role) == ("loss", "min", "train")
+    assert parse_tag("lm loss vs tokens").metric == parse_tag("lm-loss-validation/valid lm loss").metric == "lm_loss"
+    assert parse_tag("eval/samples_per_second").kind == "ignored"
 
 
 def test_a_momentum_logged_longer_than_the_learning_rate_is_not_the_learning_rate():
