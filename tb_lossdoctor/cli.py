@@ -121,12 +121,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _ignored_text(report: dict, shown: int = 5) -> str:
     """What the logdir holds instead, so the user sees why nothing was recognised."""
-    ignored, count = report.get("ignored", []), report.get("ignored_count", 0)
+    from tb_lossdoctor.formatting import ignored_names
+
+    count = report.get("ignored_count", 0)
     if not count:
         return ""
-    names = ", ".join(f"{item['run']}:{item['tag']}" for item in ignored[:shown])
     more = f" and {count - shown} more" if count > shown else ""
-    return f"; its {count} scalar curve(s) are not learning curves: {names}{more}"
+    return f"; its {count} scalar curve(s) are not learning curves: {ignored_names(report, shown)}{more}"
 
 
 def _keep_until_exit() -> None:

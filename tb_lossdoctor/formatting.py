@@ -83,6 +83,12 @@ def _problem_text(p: dict) -> str:
     return f"{where}: {p.get('reason', '')}" if where else str(p.get("reason", ""))
 
 
+def ignored_names(report: dict, shown: int) -> str:
+    """The first `shown` series the report did not diagnose, as printable `run:tag, ...`."""
+    items = (report.get("ignored") or [])[:shown]
+    return ", ".join(clean(_problem_text({**i, "reason": ""}).rstrip(": ")) for i in items)
+
+
 # -- text ------------------------------------------------------------------------------------
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -159,7 +165,7 @@ def render_text(report: dict, *, color: bool = False, info: Optional[dict] = Non
     ignored = report.get("ignored") or []
     count = report.get("ignored_count", len(ignored))
     if ignored:
-        shown = ", ".join(clean(_problem_text({**i, "reason": ""}).rstrip(": ")) for i in ignored[:3])
+        shown = ignored_names(report, 3)
         more = f", ... ({count - 3} more)" if count > 3 else ""
         notes.append(f"not diagnosed: {count} series with no recognised training metric ({shown}{more})")
     if info and info.get("reader"):

@@ -48,25 +48,22 @@ class GroupResult:
     read (`summary`). A run that gets an HParams record, or is a record's child folder, has its
     entry rewritten from that text, parsed back, and kept too."""
 
-    __slots__ = ("fields", "_runs", "_plain", "_entries", "_rest")
+    __slots__ = ("fields", "_plain", "_entries", "_rest")
 
     def __init__(self, parts: dict):
         from tb_lossdoctor.engine import swept_entry
 
         self.fields = {k: v for k, v in parts.items() if k != "runs"}
-        self._runs: List[dict] = []  # each run's summary, in the part's order
-        self._plain: Dict[str, Tuple[dict, str]] = {}  # run -> (summary, JSON text) with no record
+        self._plain: Dict[str, Tuple[dict, str]] = {}  # run -> (summary, JSON text) with no record, in order
         self._entries: Dict[str, tuple] = {}  # run -> (key, summary, text) for another key
         self._rest: Optional[Tuple[dict, List[tuple]]] = None  # (skeleton, [(field, value)])
         for run in parts.get("runs", ()):
             swept = swept_entry(run, None, False)
-            summary = _summary(swept)
-            self._runs.append(summary)
-            self._plain[run["run"]] = (summary, report_mod.dumps(swept))
+            self._plain[run["run"]] = (_summary(swept), report_mod.dumps(swept))
 
     def runs(self) -> Sequence[dict]:
         """Each run's summary (`_summary` of its entry with no record), in the part's order."""
-        return self._runs
+        return [summary for summary, _ in self._plain.values()]
 
     def plain_entries(self) -> Iterable[Tuple[str, Tuple[dict, str]]]:
         """(run, (summary, JSON text)) of each run's entry with no HParams record."""

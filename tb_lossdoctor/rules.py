@@ -40,7 +40,7 @@ def diagnose_group(
             # The table is read on the primary metric (`grouping._metric_priority`: logged for
             # both splits, a loss, `loss` itself): secondary metrics would repeat or muddle it.
             findings.extend(pair_findings(pair, views, group, settings))
-        elif pair.is_loss and not pair.is_penalty:  # a penalty term may rise while the model learns
+        elif may_blow_up(pair):
             findings.extend(f for f in (blowup_of(v, group, settings) for v in views) if f)
     return merge_findings(findings)
 
@@ -50,9 +50,14 @@ def analysed_pairs(group: RunGroup) -> List[Tuple[int, MetricPair]]:
     metric (or penalty term) adds nothing, so its analysis is skipped."""
     return [
         (index, pair) for index, pair in enumerate(group.pairs)
-        if index == 0 or (pair.is_loss and not pair.is_penalty)
-        or not all(np.isfinite(c.series.values).all() for c in pair.curves)
+        if index == 0 or may_blow_up(pair) or not all(np.isfinite(c.series.values).all() for c in pair.curves)
     ]
+
+
+def may_blow_up(pair: MetricPair) -> bool:
+    """Whether a secondary metric is checked for a blow-up: a loss, not a penalty term (which may
+    rise while the model learns)."""
+    return pair.is_loss and not pair.is_penalty
 
 
 def analyse_groups(groups: Iterable[RunGroup], settings: Settings) -> Dict[int, CurveStats]:
